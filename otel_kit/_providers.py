@@ -1,0 +1,182 @@
+"""Resource, tracer / meter / logger providers and their exporters, built from Settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import (
+    OsResourceDetector,
+    ProcessResourceDetector,
+    Resource,
+    get_aggregated_resources,
+)
+from opentelemetry.sdk.trace import TracerProvider, sampling
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+from otel_kit._settings import Settings
+
+_log = logging.getLogger("otel_kit")
+
+# The process detector's full command line can carry secrets (DSNs, tokens) passed as
+# arguments; the executable name and pid identify the process well enough.
+_DROPPED_PROCESS_ATTRIBUTES = ("process.command_line", "process.command_args", "process.command")
+
+
+@dataclass
+class Providers:
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    logger_provider: LoggerProvider
+    metrics_port: int | None
+
+    def force_flush(self, timeout_millis: int = 10_000) -> None:
+        self.tracer_provider.force_flush(timeout_millis)
+        self.logger_provider.force_flush(timeout_millis)
+        self.meter_provider.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
+            try:
+                provider.shutdown()
+            except Exception:  # a flush error at exit must not hide the app's own exit status
+                _log.warning("otel_kit: %s shutdown failed", type(provider).__name__, exc_info=True)
+
+
+def build_resource(settings: Settings) -> Resource:
+    attributes: dict[str, str] = {
+        "service.name": settings.service_name,
+        "deployment.environment.name": settings.environment,
+        "service.instance.id": _instance_id(),
+    }
+    if settings.service_version:
+        attributes["service.version"] = settings.service_version
+    if settings.service_namespace:
+        attributes["service.namespace"] = settings.service_namespace
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        attributes["k8s.pod.name"] = socket.gethostname()
+    detected = get_aggregated_resources([ProcessResourceDetector(), OsResourceDetector()])
+    kept = {k: v for k, v in detected.attributes.items() if k not in _DROPPED_PROCESS_ATTRIBUTES}
+    kept["host.name"] = socket.gethostname()
+    # Resource.create adds OTEL_RESOURCE_ATTRIBUTES; our values win over it, and Settings
+    # already gave the standard variables their precedence when resolving them.
+    return Resource(kept).merge(Resource.create(attributes))
+
+
+def _instance_id() -> str:
+    """The pod name in Kubernetes (HOSTNAME is the pod), else host and pid."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return socket.gethostname()
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _sampler(settings: Settings) -> sampling.Sampler:
+    ratio = sampling.TraceIdRatioBased(settings.sampler_arg)
+    return {
+        "always_on": sampling.ALWAYS_ON,
+        "always_off": sampling.ALWAYS_OFF,
+        "traceidratio": ratio,
+        "parentbased_always_on": sampling.ParentBased(sampling.ALWAYS_ON),
+        "parentbased_always_off": sampling.ParentBased(sampling.ALWAYS_OFF),
+        "parentbased_traceidratio": sampling.ParentBased(ratio),
+    }[settings.sampler]
+
+
+def _otlp_exporters(settings: Settings):
+    """The (span, metric, log) OTLP exporter classes for the chosen protocol, imported lazily."""
+    if settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter, OTLPMetricExporter, OTLPLogExporter
+
+
+def _endpoint_kwargs(settings: Settings, signal: str) -> dict[str, str]:
+    """The exporters read OTEL_EXPORTER_OTLP_* themselves; only an init() argument needs passing."""
+    if settings.otlp_endpoint is None or settings.otlp_endpoint == os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    ):
+        return {}
+    if settings.otlp_protocol == "grpc":
+        return {"endpoint": settings.otlp_endpoint}
+    return {"endpoint": f"{settings.otlp_endpoint.rstrip('/')}/v1/{signal}"}
+
+
+def _metric_readers(settings: Settings) -> tuple[list[MetricReader], int | None]:
+    if settings.metrics_exporter == "prometheus":
+        return _prometheus_reader(settings)
+    if settings.metrics_exporter == "otlp":
+        exporter = _otlp_exporters(settings)[1](**_endpoint_kwargs(settings, "metrics"))
+        return [PeriodicExportingMetricReader(exporter)], None
+    if settings.metrics_exporter == "console":
+        return [PeriodicExportingMetricReader(ConsoleMetricExporter())], None
+    return [], None
+
+
+def _prometheus_reader(settings: Settings) -> tuple[list[MetricReader], int | None]:
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(settings.prometheus_port, addr=settings.prometheus_host)
+    except OSError as exc:
+        # Several services share a host: a taken port costs this service its /metrics, never its life.
+        _log.warning(
+            "otel_kit: metrics not served: cannot listen on %s:%s (%s). Give each service its own port "
+            "with OTEL_EXPORTER_PROMETHEUS_PORT (or OTEL_KIT_METRICS_PORT), or 0 for any free port.",
+            settings.prometheus_host,
+            settings.prometheus_port,
+            exc.strerror or exc,
+        )
+        return [], None
+    return [PrometheusMetricReader()], server.server_address[1]
+
+
+def build(settings: Settings) -> Providers:
+    """Create the providers and make them global."""
+    resource = build_resource(settings)
+    readers, metrics_port = _metric_readers(settings)
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+
+    tracer_provider = TracerProvider(resource=resource, sampler=_sampler(settings))
+    from opentelemetry.processor.baggage import BaggageSpanProcessor
+
+    tracer_provider.add_span_processor(
+        BaggageSpanProcessor(frozenset(settings.baggage_span_attributes).__contains__)
+    )
+    if settings.traces_exporter == "otlp":
+        exporter = _otlp_exporters(settings)[0](**_endpoint_kwargs(settings, "traces"))
+        # meter_provider makes the SDK count spans dropped on a full queue
+        # (otel.sdk.processor.span.processed{error.type="queue_full"}).
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter, meter_provider=meter_provider))
+    elif settings.traces_exporter == "console":
+        tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+
+    logger_provider = LoggerProvider(resource=resource)
+    if settings.logs_exporter == "otlp":
+        exporter = _otlp_exporters(settings)[2](**_endpoint_kwargs(settings, "logs"))
+        logger_provider.add_log_record_processor(
+            BatchLogRecordProcessor(exporter, meter_provider=meter_provider)
+        )
+    elif settings.logs_exporter == "console":
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(ConsoleLogRecordExporter()))
+
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    _logs.set_logger_provider(logger_provider)
+    return Providers(tracer_provider, meter_provider, logger_provider, metrics_port)

@@ -1,0 +1,204 @@
+"""Every setting of the kit, declared once, resolved as: argument > standard OTEL_* > OTEL_KIT_* > default."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting has a value the kit cannot use; the message names the setting, the value and the fix."""
+
+
+_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+_KNOWN_INSTRUMENTATIONS = ("fastapi", "requests", "httpx", "pika", "psycopg2", "logging", "system_metrics")
+
+
+def _choice(*accepted: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in accepted:
+            raise ValueError(f"one of {', '.join(accepted)}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str | bool) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("true or false")
+
+
+def _port(raw: str | int) -> int:
+    try:
+        port = int(raw)
+    except (TypeError, ValueError):
+        raise ValueError("a TCP port number between 0 and 65535 (0 picks a free port)") from None
+    if not 0 <= port <= 65535:
+        raise ValueError("a TCP port number between 0 and 65535 (0 picks a free port)")
+    return port
+
+
+def _ratio(raw: str | float) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError("a number between 0 and 1, e.g. 0.25") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("a number between 0 and 1, e.g. 0.25")
+    return value
+
+
+def _name_list(raw: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
+
+
+def _instrumentation_list(raw: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    names = tuple(name.lower() for name in _name_list(raw))
+    unknown = [name for name in names if name not in _KNOWN_INSTRUMENTATIONS]
+    if unknown:
+        raise ValueError(f"a comma-separated list of {', '.join(_KNOWN_INSTRUMENTATIONS)}")
+    return names
+
+
+def _endpoint(raw: str) -> str:
+    value = raw.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an absolute URL such as http://localhost:4317")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError("an absolute URL such as http://localhost:4317") from None
+    return value
+
+
+def _text(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValueError("a non-empty string")
+    return value
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """How one setting is read: its environment variables (in order) and its parser."""
+
+    env: tuple[str, ...]
+    parse: Callable[[Any], Any]
+    default: Any
+
+
+def _spec(*env: str, parse: Callable[[Any], Any] = _text, default: Any = None) -> Any:
+    return field(default=default, metadata={"spec": _Spec(env, parse, default)})
+
+
+_PROTOCOLS = _choice("grpc", "http/protobuf")
+_EXPORTERS = _choice("otlp", "console", "none")
+_METRICS_EXPORTERS = _choice("prometheus", "otlp", "console", "none")
+_SAMPLER = _choice(*_SAMPLERS)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of one `otel_kit.init` call."""
+
+    service_name: str = _spec("OTEL_SERVICE_NAME", "OTEL_KIT_SERVICE_NAME")
+    service_version: str | None = _spec(
+        "OTEL_RESOURCE_ATTRIBUTES:service.version", "OTEL_KIT_SERVICE_VERSION"
+    )
+    service_namespace: str | None = _spec(
+        "OTEL_RESOURCE_ATTRIBUTES:service.namespace", "OTEL_KIT_SERVICE_NAMESPACE"
+    )
+    environment: str = _spec(
+        "OTEL_RESOURCE_ATTRIBUTES:deployment.environment.name", "OTEL_KIT_ENVIRONMENT", default="development"
+    )
+    disabled: bool = _spec("OTEL_SDK_DISABLED", parse=_bool, default=False)
+    traces_exporter: str = _spec("OTEL_TRACES_EXPORTER", parse=_EXPORTERS, default="otlp")
+    logs_exporter: str = _spec("OTEL_LOGS_EXPORTER", parse=_EXPORTERS, default="otlp")
+    metrics_exporter: str = _spec("OTEL_METRICS_EXPORTER", parse=_METRICS_EXPORTERS, default="prometheus")
+    otlp_protocol: str = _spec("OTEL_EXPORTER_OTLP_PROTOCOL", parse=_PROTOCOLS, default="grpc")
+    otlp_endpoint: str | None = _spec("OTEL_EXPORTER_OTLP_ENDPOINT", parse=_endpoint)
+    prometheus_host: str = _spec("OTEL_EXPORTER_PROMETHEUS_HOST", default="0.0.0.0")
+    prometheus_port: int = _spec(
+        "OTEL_EXPORTER_PROMETHEUS_PORT", "OTEL_KIT_METRICS_PORT", parse=_port, default=9464
+    )
+    sampler: str = _spec("OTEL_TRACES_SAMPLER", parse=_SAMPLER, default="parentbased_always_on")
+    sampler_arg: float = _spec("OTEL_TRACES_SAMPLER_ARG", parse=_ratio, default=1.0)
+    instrumentations: tuple[str, ...] | None = _spec("OTEL_KIT_INSTRUMENTATIONS", parse=_instrumentation_list)
+    disabled_instrumentations: tuple[str, ...] = _spec(
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", parse=_name_list, default=()
+    )
+    excluded_urls: str = _spec(
+        "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS",
+        "OTEL_PYTHON_EXCLUDED_URLS",
+        parse=str.strip,
+        default="/health$,/healthz$,/metrics$",
+    )
+    baggage_span_attributes: tuple[str, ...] = _spec(
+        "OTEL_KIT_BAGGAGE_SPAN_ATTRIBUTES", parse=_name_list, default=("order.id",)
+    )
+    trust_incoming_context: bool = _spec("OTEL_KIT_TRUST_INCOMING_CONTEXT", parse=_bool, default=True)
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    if name.startswith("OTEL_RESOURCE_ATTRIBUTES:"):
+        value = _resource_attributes(environ).get(name.partition(":")[2])
+    else:
+        value = environ.get(name)
+    # An empty variable counts as unset, as in the OTel SDK.
+    return value if value is not None and value.strip() != "" else None
+
+
+def _resource_attributes(environ: Mapping[str, str]) -> dict[str, str]:
+    pairs = (item.partition("=") for item in environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","))
+    return {key.strip(): unquote(value.strip()) for key, sep, value in pairs if sep}
+
+
+def resolve(arguments: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every setting; raise ConfigError naming the first bad one."""
+    environ = os.environ if environ is None else environ
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(arguments) - known)
+    if unknown:
+        raise ConfigError(
+            f"otel_kit.init() got unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        spec: _Spec = f.metadata["spec"]
+        source, raw = None, None
+        if arguments.get(f.name) is not None:
+            source, raw = f"otel_kit.init({f.name}=...)", arguments[f.name]
+        else:
+            for name in spec.env:
+                if (env_value := _env(environ, name)) is not None:
+                    source, raw = name, env_value
+                    break
+        if source is None:
+            values[f.name] = spec.default
+            continue
+        try:
+            values[f.name] = spec.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}={raw!r} is not valid: expected {exc}") from None
+    if not values["service_name"] and not values["disabled"]:
+        raise ConfigError("no service name: call otel_kit.init('shop') or set OTEL_SERVICE_NAME=shop")
+    return Settings(**values)

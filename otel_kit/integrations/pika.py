@@ -1,0 +1,153 @@
+"""RabbitMQ (pika): producer and consumer spans joined into one trace, dead letters included.
+
+Contrib's instrumentor covers `basic_publish` and `basic_consume`. We close its gaps
+(see docs/pitfalls): `basic_get` gets a consumer span, and the `consume()` generator gets
+a span that lasts while the caller processes the message instead of one that ends at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import wrapt
+from opentelemetry import context, propagate, trace
+from opentelemetry.instrumentation.pika import PikaInstrumentor
+from opentelemetry.instrumentation.pika import utils as pika_utils
+from opentelemetry.instrumentation.pika.version import __version__
+from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.semconv.trace import MessagingOperationValues
+from opentelemetry.trace import SpanKind
+from pika.adapters.blocking_connection import BlockingChannel, _QueueConsumerGeneratorInfo
+from pika.spec import BasicProperties
+
+from otel_kit._settings import Settings
+
+_log = logging.getLogger("otel_kit")
+_tracer = trace.get_tracer(__name__, __version__)
+
+
+def instrument(settings: Settings) -> None:
+    PikaInstrumentor().instrument(publish_hook=_on_publish, consume_hook=_on_consume)
+    # Contrib's consume() span ends before the caller sees the message; ours replaces it.
+    unwrap(_QueueConsumerGeneratorInfo, "__init__")
+    if not isinstance(BlockingChannel.consume, wrapt.FunctionWrapper):
+        wrapt.wrap_function_wrapper(BlockingChannel, "consume", _consume)
+        wrapt.wrap_function_wrapper(BlockingChannel, "basic_get", _basic_get)
+
+
+def _on_publish(span: trace.Span, body: bytes, properties: BasicProperties) -> None:
+    _add_current_semconv(span, "publish")
+
+
+def _on_consume(span: trace.Span, body: bytes, properties: BasicProperties) -> None:
+    _add_current_semconv(span, "receive")
+    _record_dead_letter(span, properties)
+
+
+def _add_current_semconv(span: trace.Span, operation: str) -> None:
+    """Contrib speaks the old conventions; span metrics group by the current names."""
+    destination = getattr(span, "attributes", {}).get("messaging.destination")
+    if destination is not None:
+        span.set_attribute("messaging.destination.name", destination)
+    span.set_attribute("messaging.operation.type", operation)
+
+
+def _record_dead_letter(span: trace.Span, properties: BasicProperties) -> None:
+    """A dead-lettered message keeps its headers, so it stays in its trace; RabbitMQ adds why."""
+    deaths = (properties.headers or {}).get("x-death")
+    if not deaths or not isinstance(deaths, list) or not isinstance(deaths[0], dict):
+        return
+    latest = deaths[0]  # RabbitMQ puts the most recent death first
+    for key, attribute in (
+        ("reason", "reason"),
+        ("queue", "queue"),
+        ("count", "count"),
+        ("exchange", "exchange"),
+    ):
+        value = latest.get(key)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if value is not None:
+            span.set_attribute(f"messaging.rabbitmq.dead_letter.{attribute}", value)
+
+
+def _start_consumer_span(
+    channel: BlockingChannel, method: Any, properties: BasicProperties, start_time: int | None = None
+) -> tuple[trace.Span, context.Context]:
+    """A consumer span whose parent is the producer's span, carried in the message headers."""
+    if properties.headers is None:
+        properties.headers = {}
+    parent = propagate.extract(properties.headers, getter=pika_utils._pika_getter)
+    destination = method.exchange or method.routing_key
+    span = _tracer.start_span(
+        f"{destination} {MessagingOperationValues.RECEIVE.value}",
+        kind=SpanKind.CONSUMER,
+        context=parent,
+        start_time=start_time,
+    )
+    if span.is_recording():
+        pika_utils._enrich_span(span, channel, properties, destination, MessagingOperationValues.RECEIVE)
+        _on_consume(span, b"", properties)
+    return span, parent
+
+
+def _basic_get(wrapped: Any, channel: BlockingChannel, args: tuple, kwargs: dict) -> Any:
+    started = time.time_ns()
+    method, properties, body = wrapped(*args, **kwargs)
+    if method is not None:
+        try:
+            _start_consumer_span(channel, method, properties, start_time=started)[0].end()
+        except Exception:
+            _log.debug("otel_kit: basic_get span failed", exc_info=True)
+    return method, properties, body
+
+
+def _consume(wrapped: Any, channel: BlockingChannel, args: tuple, kwargs: dict) -> Iterator[Any]:
+    return _traced_messages(wrapped(*args, **kwargs), channel)
+
+
+def _traced_messages(messages: Iterator[Any], channel: BlockingChannel) -> Generator[Any, None, None]:
+    """Yield each message with its consumer span current; the span ends when the caller asks for the next."""
+    span, token = None, None
+    try:
+        for message in messages:
+            _end(span, token)
+            span, token = None, None
+            method, properties, _body = message
+            if method is not None:
+                try:
+                    span, parent = _start_consumer_span(channel, method, properties)
+                    token = context.attach(trace.set_span_in_context(span, parent))
+                except Exception:
+                    _log.debug("otel_kit: consume() span failed", exc_info=True)
+            yield message
+    finally:
+        _end(span, token)
+
+
+def _end(span: trace.Span | None, token: object) -> None:
+    if token is not None:
+        # Closed from another context (garbage collection): nothing to restore there.
+        with suppress(Exception):
+            context.detach(token)
+    if span is not None:
+        span.end()
+
+
+@contextmanager
+def message_context(properties: BasicProperties | None, name: str = "process") -> Iterator[trace.Span]:
+    """Process a message fetched by hand (e.g. with `basic_get`) inside its producer's trace and baggage."""
+    headers = (properties.headers if properties is not None else None) or {}
+    parent = propagate.extract(headers, getter=pika_utils._pika_getter)
+    token = context.attach(parent)
+    try:
+        with _tracer.start_as_current_span(name, kind=SpanKind.CONSUMER) as span:
+            if properties is not None:
+                _record_dead_letter(span, properties)
+            yield span
+    finally:
+        context.detach(token)

@@ -1,0 +1,18 @@
+"""Test layers: tests/unit (in-memory exporters), tests/integration (real servers); select one with -m."""
+
+from pathlib import Path
+
+import pytest
+
+_LAYERS = ("unit", "integration")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "unit: in-process tests with in-memory exporters")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        layer = Path(item.fspath).relative_to(Path(__file__).parent).parts[0]
+        if layer in _LAYERS:
+            item.add_marker(getattr(pytest.mark, layer))

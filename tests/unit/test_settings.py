@@ -1,0 +1,111 @@
+"""Settings: argument > standard OTEL_* > OTEL_KIT_* > default, and errors that say what to do."""
+
+import pytest
+
+from otel_kit import ConfigError
+from otel_kit._settings import resolve
+
+
+def test_defaults_need_only_a_service_name():
+    settings = resolve({"service_name": "shop"}, environ={})
+    assert settings.service_name == "shop"
+    assert settings.otlp_protocol == "grpc"
+    assert settings.metrics_exporter == "prometheus"
+    assert settings.prometheus_port == 9464
+    assert settings.baggage_span_attributes == ("order.id",)
+    assert settings.trust_incoming_context is True
+    assert settings.sampler == "parentbased_always_on"
+
+
+def test_argument_beats_standard_variable_which_beats_kit_variable():
+    environ = {"OTEL_EXPORTER_PROMETHEUS_PORT": "9500", "OTEL_KIT_METRICS_PORT": "9600"}
+    assert resolve({"service_name": "shop"}, environ).prometheus_port == 9500
+    assert resolve({"service_name": "shop"}, {"OTEL_KIT_METRICS_PORT": "9600"}).prometheus_port == 9600
+    assert resolve({"service_name": "shop", "prometheus_port": 9700}, environ).prometheus_port == 9700
+
+
+def test_service_name_from_environment_and_argument_wins():
+    assert resolve({}, {"OTEL_SERVICE_NAME": "crm"}).service_name == "crm"
+    assert resolve({"service_name": "shop"}, {"OTEL_SERVICE_NAME": "crm"}).service_name == "shop"
+
+
+def test_resource_attributes_variable_beats_kit_variable():
+    environ = {
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=prod,service.version=1.2.3",
+        "OTEL_KIT_ENVIRONMENT": "staging",
+        "OTEL_KIT_SERVICE_VERSION": "9",
+    }
+    settings = resolve({"service_name": "shop"}, environ)
+    assert (settings.environment, settings.service_version) == ("prod", "1.2.3")
+
+
+def test_empty_variable_counts_as_unset():
+    assert resolve({"service_name": "shop"}, {"OTEL_EXPORTER_OTLP_PROTOCOL": " "}).otlp_protocol == "grpc"
+
+
+def test_lists_are_split_and_trimmed():
+    environ = {
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "pika , psycopg2,,",
+        "OTEL_KIT_INSTRUMENTATIONS": "FastAPI",
+    }
+    settings = resolve({"service_name": "shop"}, environ)
+    assert settings.disabled_instrumentations == ("pika", "psycopg2")
+    assert settings.instrumentations == ("fastapi",)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"OTEL_TRACES_SAMPLER_ARG": "abc"},
+            "OTEL_TRACES_SAMPLER_ARG='abc' is not valid: expected a number between 0 and 1, e.g. 0.25",
+        ),
+        ({"OTEL_TRACES_SAMPLER_ARG": "1.5"}, "OTEL_TRACES_SAMPLER_ARG='1.5' is not valid"),
+        (
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+            "OTEL_EXPORTER_OTLP_PROTOCOL='http/json' is not valid: expected one of grpc, http/protobuf",
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4317"},
+            "expected an absolute URL such as http://localhost:4317",
+        ),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:43x7"}, "OTEL_EXPORTER_OTLP_ENDPOINT="),
+        (
+            {"OTEL_KIT_METRICS_PORT": "70000"},
+            "OTEL_KIT_METRICS_PORT='70000' is not valid: expected a TCP port",
+        ),
+        ({"OTEL_KIT_TRUST_INCOMING_CONTEXT": "maybe"}, "expected true or false"),
+        ({"OTEL_METRICS_EXPORTER": "statsd"}, "expected one of prometheus, otlp, console, none"),
+        (
+            {"OTEL_TRACES_SAMPLER": "sometimes"},
+            "OTEL_TRACES_SAMPLER='sometimes' is not valid: expected one of",
+        ),
+        (
+            {"OTEL_KIT_INSTRUMENTATIONS": "fastapi,flask"},
+            "expected a comma-separated list of fastapi, requests",
+        ),
+    ],
+)
+def test_invalid_value_names_setting_value_and_accepted_form(environ, message):
+    with pytest.raises(ConfigError) as error:
+        resolve({"service_name": "shop"}, environ)
+    assert message in str(error.value)
+
+
+def test_invalid_argument_is_named_as_an_argument():
+    with pytest.raises(ConfigError, match=r"otel_kit.init\(prometheus_port=...\)='x' is not valid"):
+        resolve({"service_name": "shop", "prometheus_port": "x"}, {})
+
+
+def test_unknown_argument_is_rejected_with_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) metrics_prot; known: .*prometheus_port"):
+        resolve({"service_name": "shop", "metrics_prot": 1}, {})
+
+
+def test_missing_service_name_says_how_to_set_it():
+    with pytest.raises(ConfigError, match=r"call otel_kit.init\('shop'\) or set OTEL_SERVICE_NAME=shop"):
+        resolve({}, {})
+
+
+def test_disabled_needs_no_service_name():
+    assert resolve({}, {"OTEL_SDK_DISABLED": "true"}).disabled is True
