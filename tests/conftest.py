@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.kit_fixtures import kit, spans  # noqa: F401 - fixtures shared by both layers
+
 _LAYERS = ("unit", "integration")
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
+
+import uvicorn
 
 
 def run_python(
@@ -21,3 +27,24 @@ def run_python(
         timeout=timeout,
         check=False,
     )
+
+
+@contextlib.contextmanager
+def serve(app: object) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a thread; yields its base URL.
+
+    The listening socket is bound before the server starts, so a request made at once
+    waits in the backlog instead of racing the start-up.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -1,4 +1,4 @@
-"""One kit per test process (providers are process-global), exporting to memory."""
+"""One kit per test process (providers are process-global), exporting spans to memory."""
 
 from __future__ import annotations
 
