@@ -1,8 +1,10 @@
 """RabbitMQ (pika): producer and consumer spans joined into one trace, dead letters included.
 
 Contrib's instrumentor covers `basic_publish` and `basic_consume`. We close its gaps
-(see docs/pitfalls): `basic_get` gets a consumer span, and the `consume()` generator gets
-a span that lasts while the caller processes the message instead of one that ends at once.
+(see docs/pitfalls): `basic_get` gets a consumer span, the `consume()` generator gets a
+span that lasts while the caller processes the message instead of one that ends at once,
+and a BlockingChannel publish makes one producer span, not two nested ones (contrib
+instruments both the blocking channel and the channel inside it).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from opentelemetry.instrumentation.pika.version import __version__
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.semconv.trace import MessagingOperationValues
 from opentelemetry.trace import SpanKind
-from pika.adapters.blocking_connection import BlockingChannel, _QueueConsumerGeneratorInfo
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection, _QueueConsumerGeneratorInfo
 from pika.spec import BasicProperties
 
 from otel_kit._settings import Settings
@@ -37,6 +39,15 @@ def instrument(settings: Settings) -> None:
     if not isinstance(BlockingChannel.consume, wrapt.FunctionWrapper):
         wrapt.wrap_function_wrapper(BlockingChannel, "consume", _consume)
         wrapt.wrap_function_wrapper(BlockingChannel, "basic_get", _basic_get)
+    wrapt.wrap_function_wrapper(BlockingConnection, "channel", _blocking_channel)
+
+
+def _blocking_channel(wrapped: Any, connection: BlockingConnection, args: tuple, kwargs: dict) -> Any:
+    channel = wrapped(*args, **kwargs)
+    # The inner channel's publish was instrumented too: drop that instance-level wrapper.
+    if "basic_publish" in vars(channel._impl):
+        del channel._impl.basic_publish
+    return channel
 
 
 def _on_publish(span: trace.Span, body: bytes, properties: BasicProperties) -> None:

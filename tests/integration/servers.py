@@ -11,6 +11,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,18 +49,23 @@ class Server:
 def start_postgres(workdir: Path) -> Server:
     """A PostgreSQL cluster owned by the postgres user (the server refuses to run as root)."""
     _require(PG_BIN / "postgres", "postgresql")
-    data, log = workdir / "pgdata", workdir / "postgres.log"
-    workdir.mkdir(parents=True, exist_ok=True)
     run_as: list[str] = []
     if os.geteuid() == 0:
+        # pytest's temporary folders are private to root: give postgres a folder of its own.
+        workdir = Path(tempfile.mkdtemp(prefix="otel-kit-postgres-"))
         user = pwd.getpwnam("postgres")
         shutil.chown(workdir, user.pw_uid, user.pw_gid)
         run_as = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
+    workdir.mkdir(parents=True, exist_ok=True)
+    data, log = workdir / "pgdata", workdir / "postgres.log"
+    initdb = subprocess.run(
         [*run_as, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-        check=True,
         capture_output=True,
+        text=True,
+        check=False,
     )
+    if initdb.returncode != 0:
+        raise RuntimeError(f"initdb failed: {initdb.stderr}")
     port = free_port()
     command = [
         *run_as,
@@ -70,7 +76,7 @@ def start_postgres(workdir: Path) -> Server:
         "-c", "listen_addresses=127.0.0.1",
         "-c", "fsync=off",
     ]  # fmt: skip
-    executor = TCPExecutor(command, host="127.0.0.1", port=port, timeout=60, stdout=open(log, "w"))  # noqa: SIM115
+    executor = TCPExecutor(command, host="127.0.0.1", port=port, timeout=60, stdout=log.open("w"))  # noqa: SIM115
     executor.start()
     return Server(executor, port, log)
 

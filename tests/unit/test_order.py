@@ -36,11 +36,14 @@ def test_integer_ids_are_accepted(spans):
 )
 def test_bad_id_is_dropped_with_a_warning_and_the_block_still_runs(spans, caplog, bad):
     ran = False
-    with caplog.at_level(logging.WARNING, "otel_kit"):
-        with tracer.start_as_current_span("s"), otel_kit.order(bad if bad is not None else "") as value:
-            ran = True
-            assert value is None
-            assert otel_kit.current_order_id() is None
+    with (
+        caplog.at_level(logging.WARNING, "otel_kit"),
+        tracer.start_as_current_span("s"),
+        otel_kit.order(bad if bad is not None else "") as value,
+    ):
+        ran = True
+        assert value is None
+        assert otel_kit.current_order_id() is None
     assert ran
     assert "order id" in caplog.text
     assert "dropped" in caplog.text

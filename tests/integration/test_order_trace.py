@@ -1,0 +1,130 @@
+"""One order, one trace: FastAPI -> psycopg2 -> pika publish -> three kinds of consumer -> httpx -> FastAPI."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pika
+import psycopg2
+import psycopg2.extras
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from opentelemetry.trace import SpanKind
+
+import otel_kit
+from tests.helpers import serve
+
+
+def crm_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/customers/{customer}/orders")
+    def register(customer: str) -> dict:
+        return {"customer": customer, "order": otel_kit.current_order_id()}
+
+    return app
+
+
+def shop_app(dsn: str, amqp: pika.ConnectionParameters, exchange: str) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/orders/{order_id}")
+    def create(order_id: str, items: int) -> dict:
+        with otel_kit.order(order_id):
+            with psycopg2.connect(dsn) as conn:
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO orders (id, items) VALUES (%s, %s)", (order_id, items))
+                with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                    cur.execute("SELECT id, items FROM orders WHERE id = %s", (order_id,))
+                    row = cur.fetchone()
+            with pika.BlockingConnection(amqp) as connection:
+                connection.channel().basic_publish(exchange, "order.created", json.dumps(row).encode())
+        return row
+
+    return app
+
+
+def _declare(amqp: pika.ConnectionParameters, exchange: str, queues: list[str]) -> None:
+    with pika.BlockingConnection(amqp) as connection:
+        channel = connection.channel()
+        channel.exchange_declare(exchange, "fanout")
+        for queue in queues:
+            channel.queue_declare(queue)
+            channel.queue_bind(queue, exchange)
+
+
+def test_one_trace_across_http_db_broker_and_every_consumer_kind(kit, dsn, amqp, unique, spans):
+    exchange = f"orders-{unique}"
+    q_callback, q_generator, q_get = (f"{kind}-{unique}" for kind in ("callback", "generator", "get"))
+    _declare(amqp, exchange, [q_callback, q_generator, q_get])
+
+    with serve(crm_app()) as crm_url:
+        response = TestClient(shop_app(dsn, amqp, exchange)).post(f"/orders/ORD-{unique}?items=2")
+        assert response.status_code == 200
+
+        def register(via: str) -> None:
+            answer = httpx.post(f"{crm_url}/customers/{via}/orders").json()
+            assert answer == {"customer": via, "order": f"ORD-{unique}"}
+
+        with pika.BlockingConnection(amqp) as connection:
+            channel = connection.channel()
+
+            def on_message(ch, method, properties, body):
+                register("callback")
+                ch.basic_ack(method.delivery_tag)
+                ch.stop_consuming()
+
+            channel.basic_consume(q_callback, on_message)
+            channel.start_consuming()
+
+            for method, _properties, _body in channel.consume(q_generator, inactivity_timeout=10):
+                assert method is not None, "no message on the generator queue"
+                register("generator")
+                channel.basic_ack(method.delivery_tag)
+                break
+            channel.cancel()
+
+            method, properties, _body = channel.basic_get(q_get, auto_ack=True)
+            assert method is not None
+            with otel_kit.message_context(properties):
+                register("get")
+
+    finished = spans.all()
+    names = sorted(span.name for span in finished)
+    assert names == sorted(
+        [
+            "POST /orders/{order_id}",
+            "INSERT orders",
+            "SELECT orders",  # made by a RealDictCursor: cursor_factory cursors are traced too
+            f"{exchange} send",
+            *[f"{exchange} receive"] * 3,
+            "process",
+            *["POST"] * 3,
+            *["POST /customers/{customer}/orders"] * 3,
+        ]
+    )
+    assert len({span.context.trace_id for span in finished}) == 1
+    untagged = [span.name for span in finished if span.attributes.get("order.id") != f"ORD-{unique}"]
+    assert untagged == []
+
+    publish = next(span for span in finished if span.kind == SpanKind.PRODUCER)
+    receives = [span for span in finished if span.name == f"{exchange} receive"]
+    assert all(span.parent.span_id == publish.context.span_id for span in receives)
+    by_id = {span.context.span_id: span for span in finished}
+    clients = [span for span in finished if span.kind == SpanKind.CLIENT and span.name == "POST"]
+    parents = sorted(by_id[span.parent.span_id].name for span in clients)
+    # Callback and generator spans enclose the processing; after basic_get, message_context does.
+    assert parents == sorted([f"{exchange} receive", f"{exchange} receive", "process"])
+
+    generator_span = next(
+        span for span in receives if any(by_id[c.parent.span_id] is span for c in clients) and span.end_time
+    )
+    assert generator_span.end_time > generator_span.start_time
+
+    insert = next(span for span in finished if span.name == "INSERT orders")
+    assert insert.attributes["db.system"] == "postgresql"
+    assert insert.attributes["db.collection.name"] == "orders"
+    assert insert.attributes["db.statement"] == "INSERT INTO orders (id, items) VALUES (%s, %s)"
+    assert f"ORD-{unique}" not in json.dumps(dict(insert.attributes)).replace(f'"ORD-{unique}"', "", 1)
+    assert publish.attributes["messaging.destination.name"] == exchange
