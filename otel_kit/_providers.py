@@ -25,7 +25,7 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-from otel_kit._settings import Settings
+from otel_kit._settings import ConfigError, Settings
 
 _log = logging.getLogger("otel_kit")
 
@@ -149,6 +149,16 @@ def _prometheus_reader(settings: Settings) -> tuple[list[MetricReader], int | No
 
 def build(settings: Settings) -> Providers:
     """Create the providers and make them global."""
+    try:
+        return _build(settings)
+    except ValueError as exc:  # the SDK's own check of OTEL_BSP_* / OTEL_BLRP_* values
+        raise ConfigError(
+            f"{exc} Check OTEL_BSP_MAX_QUEUE_SIZE / OTEL_BSP_MAX_EXPORT_BATCH_SIZE "
+            "(and OTEL_BLRP_* for logs): the batch must fit in the queue."
+        ) from None
+
+
+def _build(settings: Settings) -> Providers:
     resource = build_resource(settings)
     readers, metrics_port = _metric_readers(settings)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)

@@ -76,7 +76,9 @@ def start_postgres(workdir: Path) -> Server:
         "-c", "listen_addresses=127.0.0.1",
         "-c", "fsync=off",
     ]  # fmt: skip
-    executor = TCPExecutor(command, host="127.0.0.1", port=port, timeout=60, stdout=log.open("w"))  # noqa: SIM115
+    executor = TCPExecutor(
+        command, host="127.0.0.1", port=port, timeout=60, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
     executor.start()
     return Server(executor, port, log)
 
@@ -104,7 +106,8 @@ def start_rabbitmq(workdir: Path) -> Server:
         port=port,
         timeout=90,
         envvars={**os.environ, **env},
-        stdout=open(log, "w"),  # noqa: SIM115
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )
     executor.start()
     return Server(executor, port, log, {**os.environ, **env})

@@ -1,4 +1,4 @@
-"""One order, one trace: FastAPI -> psycopg2 -> pika publish -> three kinds of consumer -> httpx -> FastAPI."""
+"""One order, one trace: FastAPI -> psycopg2 -> pika -> three kinds of consumer -> httpx -> FastAPI."""
 
 from __future__ import annotations
 

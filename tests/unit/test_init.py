@@ -154,3 +154,17 @@ def test_failing_integration_is_logged_and_skipped(monkeypatch, caplog):
     broken = integrations.Integration("broken", None, None, None)
     assert integrations.enable([broken], resolve({"service_name": "shop"}, {})) == []
     assert "broken instrumentation failed and is off" in caplog.text
+
+
+def test_batch_larger_than_queue_is_a_config_error_naming_both_settings():
+    result = run_python(
+        """
+        import otel_kit
+        try:
+            otel_kit.init("shop", metrics_exporter="none")
+        except otel_kit.ConfigError as error:
+            print(error)
+        """,
+        env={"OTEL_BSP_MAX_QUEUE_SIZE": "64"},
+    )
+    assert "OTEL_BSP_MAX_QUEUE_SIZE / OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in result.stdout, result.stderr
