@@ -15,12 +15,12 @@ import uvicorn
 
 
 def run_python(
-    code: str, env: dict[str, str] | None = None, timeout: float = 60
+    code: str, env: dict[str, str] | None = None, timeout: float = 60, launcher: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess:
     """Run a snippet in a fresh interpreter: init() sets process-wide providers once per process."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FASTAPI_OTEL"))}
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [*launcher, sys.executable, "-c", textwrap.dedent(code)],
         env={**clean, **(env or {})},
         capture_output=True,
         text=True,
