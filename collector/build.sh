@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Build the collector from builder-config.yaml with the pinned Collector Builder (OCB).
+# Everything lands in a cache outside the repo; a build is reused until the manifest changes.
+# Prints the path of the binary on its last line.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cache="${OTEL_KIT_CACHE:-$HOME/.cache/otel-kit}"
+builder_version="v0.164.0"
+export GOTOOLCHAIN=local GOPATH="$cache/go" GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build"
+export GOFLAGS=-modcacherw
+
+hash=$(sha256sum "$here/builder-config.yaml" | cut -c1-16)
+out="$cache/otelcol/$hash"
+binary="$out/otelcol-otel-kit"
+if [ -x "$binary" ]; then echo "$binary"; exit 0; fi
+
+command -v go >/dev/null || { echo "go is not installed (Go >= 1.26 is needed to build the collector)" >&2; exit 1; }
+builder="$cache/go/bin/builder-$builder_version"
+if [ ! -x "$builder" ]; then
+  echo "==> installing the Collector Builder $builder_version" >&2
+  go install "go.opentelemetry.io/collector/cmd/builder@$builder_version" >&2
+  mv "$cache/go/bin/builder" "$builder"
+fi
+echo "==> building the collector into $out (first build takes minutes)" >&2
+mkdir -p "$out"
+"$builder" --config "$here/builder-config.yaml" --output-path "$out" >&2
+echo "$binary"
