@@ -1,0 +1,155 @@
+"""Throughput of one FastAPI service: bare vs otel_kit.init vs opentelemetry-instrument defaults.
+
+Every mode exports every span (100% sampling) over OTLP gRPC to the real collector. Modes
+run interleaved, round after round, and the median of the rounds is reported, as a ratio
+to bare in the same run. Run through benchmarks/run (it prepares the environments):
+
+    benchmarks/run overhead --rounds 3 --seconds 10
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg2
+import typer
+from mirakuru import HTTPExecutor, TCPExecutor
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.integration.servers import free_port, start_postgres, start_rabbitmq  # noqa: E402
+
+console = Console(stderr=True)
+app = typer.Typer(add_completion=False)
+ENDPOINTS = {"trivial": "/trivial", "realistic": "/realistic/bench-1"}
+
+
+@contextmanager
+def collector(binary: Path) -> Iterator[int]:
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="otel-kit-bench-")) / "collector.log"
+    config = ROOT / "benchmarks" / "otelcol-receiver.yaml"
+    executor = TCPExecutor(
+        [str(binary), "--config", str(config)],
+        host="127.0.0.1",
+        port=port,
+        envvars={**os.environ, "BENCH_OTLP_PORT": str(port)},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        timeout=30,
+    )
+    with executor:
+        yield port
+
+
+def _mode_command(mode: str, port: int, zero_code_python: str) -> list[str]:
+    uvicorn = ["-m", "uvicorn", "benchmarks.app:app", "--port", str(port), "--log-level", "warning"]
+    if mode == "zero-code":
+        instrument = str(Path(zero_code_python).parent / "opentelemetry-instrument")
+        return [instrument, zero_code_python, *uvicorn]
+    return [sys.executable, *uvicorn]
+
+
+def _mode_env(mode: str, otlp_endpoint: str, base: dict[str, str]) -> dict[str, str]:
+    env = {**base, "BENCH_MODE": mode, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint}
+    env.update(OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none", OTEL_SERVICE_NAME="bench")
+    if mode == "zero-code":
+        # opentelemetry-distro's own distro and configurator: the stock zero-code defaults.
+        env.update(OTEL_PYTHON_DISTRO="distro", OTEL_PYTHON_CONFIGURATOR="configurator")
+        env["OTEL_TRACES_EXPORTER"] = "otlp"
+    return env
+
+
+def _wrk(url: str, seconds: int, connections: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url], capture_output=True, text=True, check=True
+    ).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} failed responses\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def measure(mode: str, endpoint: str, env: dict[str, str], seconds: int, zero_code_python: str) -> float:
+    port = free_port()
+    executor = HTTPExecutor(
+        _mode_command(mode, port, zero_code_python),
+        url=f"http://127.0.0.1:{port}/trivial",
+        method="GET",
+        cwd=str(ROOT),
+        envvars=env,
+        timeout=60,
+    )
+    with executor:
+        url = f"http://127.0.0.1:{port}{ENDPOINTS[endpoint]}"
+        _wrk(url, 2, 16)  # warm-up: connections, thread pool, JIT-free but caches warm
+        return _wrk(url, seconds, 16)
+
+
+@app.command()
+def main(
+    rounds: int = 3,
+    seconds: int = 10,
+    collector_binary: Path = typer.Option(..., envvar="BENCH_COLLECTOR"),
+    zero_code_python: str = typer.Option(..., envvar="BENCH_ZERO_CODE_PYTHON"),
+    modes: str = "bare,kit,zero-code",
+    endpoints: str = "trivial,realistic",
+    dead_endpoint: bool = typer.Option(False, help="also run the kit with its OTLP endpoint down"),
+    output: Path = ROOT / "benchmarks" / "results" / "overhead.json",
+) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="otel-kit-bench-"))
+    postgres, rabbitmq = start_postgres(workdir / "pg"), start_rabbitmq(workdir / "rmq")
+    dsn = f"host=127.0.0.1 port={postgres.port} user=postgres dbname=postgres"
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE orders (id text PRIMARY KEY, items int)")
+        cur.execute("INSERT INTO orders VALUES ('bench-1', 2)")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    base.update(BENCH_DSN=dsn, BENCH_AMQP_PORT=str(rabbitmq.port))
+    mode_list = modes.split(",")
+    results: dict[str, dict[str, list[float]]] = {e: {m: [] for m in mode_list} for e in endpoints.split(",")}
+    try:
+        with collector(collector_binary) as otlp_port:
+            endpoint_url = f"http://127.0.0.1:{otlp_port}"
+            dead_url = f"http://127.0.0.1:{free_port()}"
+            for round_ in range(1, rounds + 1):
+                for endpoint in results:
+                    runs = [(m, endpoint_url) for m in mode_list]
+                    if dead_endpoint:
+                        runs.append(("kit", dead_url))
+                    for mode, url in runs:
+                        label = mode if url == endpoint_url else "kit, endpoint down"
+                        rps = measure(mode, endpoint, _mode_env(mode, url, base), seconds, zero_code_python)
+                        results[endpoint].setdefault(label, []).append(rps)
+                        console.log(f"round {round_}/{rounds} {endpoint:9} {label:20} {rps:8.0f} req/s")
+    finally:
+        postgres.stop()
+        rabbitmq.stop()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2))
+    _report(results)
+
+
+def _report(results: dict[str, dict[str, list[float]]]) -> None:
+    table = Table("endpoint", "mode", "median req/s", "x bare", "runs")
+    for endpoint, by_mode in results.items():
+        bare = statistics.median(by_mode["bare"]) if by_mode.get("bare") else None
+        for mode, values in by_mode.items():
+            median = statistics.median(values)
+            ratio = f"{median / bare:.2f}" if bare else "-"
+            table.add_row(endpoint, mode, f"{median:.0f}", ratio, ", ".join(f"{v:.0f}" for v in values))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()
