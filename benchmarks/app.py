@@ -6,7 +6,6 @@ runs under opentelemetry-instrument). BENCH_DSN / BENCH_AMQP_PORT point at the s
 
 import os
 import threading
-
 from contextlib import nullcontext
 
 if os.environ.get("BENCH_MODE") == "kit":
@@ -17,9 +16,9 @@ if os.environ.get("BENCH_MODE") == "kit":
 else:
     order = nullcontext
 
-import pika  # noqa: E402
-import psycopg2  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
+import pika
+import psycopg2
+from fastapi import FastAPI
 
 app = FastAPI()
 _local = threading.local()  # sync endpoints run in a thread pool: one connection per thread

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
 import psycopg2
 import typer
@@ -99,13 +100,13 @@ def measure(mode: str, endpoint: str, env: dict[str, str], seconds: int, zero_co
 
 @app.command()
 def main(
-    rounds: int = 3,
-    seconds: int = 10,
-    collector_binary: Path = typer.Option(..., envvar="BENCH_COLLECTOR"),
-    zero_code_python: str = typer.Option(..., envvar="BENCH_ZERO_CODE_PYTHON"),
+    collector_binary: Annotated[Path, typer.Option(envvar="BENCH_COLLECTOR")],
+    zero_code_python: Annotated[str, typer.Option(envvar="BENCH_ZERO_CODE_PYTHON")],
     modes: str = "bare,kit,zero-code",
     endpoints: str = "trivial,realistic",
-    dead_endpoint: bool = typer.Option(False, help="also run the kit with its OTLP endpoint down"),
+    dead_endpoint: Annotated[bool, typer.Option(help="also run the kit with its OTLP endpoint down")] = False,
+    rounds: int = 3,
+    seconds: int = 10,
     output: Path = ROOT / "benchmarks" / "results" / "overhead.json",
 ) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="otel-kit-bench-"))

@@ -5,7 +5,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${OTEL_KIT_CACHE:-$HOME/.cache/otel-kit}"
-builder_version="v0.164.0"
+builder_version="v0.155.0"
 export GOTOOLCHAIN=local GOPATH="$cache/go" GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build"
 export GOFLAGS=-modcacherw
 

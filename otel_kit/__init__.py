@@ -90,9 +90,6 @@ def _start(resolved: Settings) -> Telemetry:
     # Stable HTTP conventions (http.request.method, http.response.status_code, body sizes)
     # are what the collector's span metrics and the dashboards group by.
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
-    # The SDK counts spans and logs dropped on a full queue only when asked: an operator must
-    # see a dead collector as otel_sdk_processor_span_processed{error_type="queue_full"}.
-    os.environ.setdefault("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
     providers = _providers.build(resolved)
     return Telemetry(resolved, providers, integrations.enable(chosen, resolved))
 

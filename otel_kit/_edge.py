@@ -7,36 +7,30 @@ client's span context is kept only as a link.
 
 from __future__ import annotations
 
-from typing import Any
-
 from opentelemetry import propagate, trace
 
 _CONTEXT_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 _REMOTE_KEY = "otel_kit.untrusted_remote_context"
 
 
-class UntrustedContextMiddleware:
-    """ASGI middleware, placed outside the OpenTelemetry one, that strips incoming context headers."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope.get("type") in ("http", "websocket"):
-            headers = scope.get("headers") or []
-            kept = [(name, value) for name, value in headers if name.lower() not in _CONTEXT_HEADERS]
-            if len(kept) != len(headers):
-                scope = dict(scope, headers=kept)
-                scope[_REMOTE_KEY] = {
-                    name.decode("latin-1").lower(): value.decode("latin-1")
-                    for name, value in headers
-                    if name.lower() == b"traceparent"
-                }
-        await self.app(scope, receive, send)
+def strip_untrusted_context(scope: dict) -> dict:
+    """The ASGI scope without a client's trace headers; the refused `traceparent` is kept aside."""
+    if scope.get("type") not in ("http", "websocket"):
+        return scope
+    headers = scope.get("headers") or []
+    kept = [(name, value) for name, value in headers if name.lower() not in _CONTEXT_HEADERS]
+    if len(kept) == len(headers):
+        return scope
+    refused = {
+        name.decode("latin-1").lower(): value.decode("latin-1")
+        for name, value in headers
+        if name.lower() == b"traceparent"
+    }
+    return {**scope, "headers": kept, _REMOTE_KEY: refused}
 
 
 def link_untrusted_parent(span: trace.Span, scope: dict) -> None:
-    """Server request hook: record the refused remote parent as a link, for support to follow if asked."""
+    """Record the refused remote parent as a link on the server span, for support to follow if asked."""
     carrier = scope.get(_REMOTE_KEY)
     if not carrier or not span.is_recording():
         return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from opentelemetry import _logs, metrics, trace
@@ -158,6 +160,27 @@ def build(settings: Settings) -> Providers:
         ) from None
 
 
+@contextmanager
+def _counting_drops() -> Iterator[None]:
+    """Turn on the SDK's internal metrics for the batch processors built inside, and only them.
+
+    An operator must see a dead collector as spans dropped on a full queue
+    (otel_sdk_processor_span_processed{error_type="queue_full"}); the SDK counts that only
+    under OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED. The same variable also makes every
+    tracer count every span started and ended, which costs 5% of a trivial request, so it
+    is set while the processors are built (they read it then) and restored afterwards.
+    """
+    name = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
+    previous = os.environ.get(name)
+    if previous is None:
+        os.environ[name] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[name]
+
+
 def _build(settings: Settings) -> Providers:
     resource = build_resource(settings)
     readers, metrics_port = _metric_readers(settings)
@@ -173,7 +196,8 @@ def _build(settings: Settings) -> Providers:
         exporter = _otlp_exporters(settings)[0](**_endpoint_kwargs(settings, "traces"))
         # meter_provider makes the SDK count spans dropped on a full queue
         # (otel.sdk.processor.span.processed{error.type="queue_full"}).
-        tracer_provider.add_span_processor(BatchSpanProcessor(exporter, meter_provider=meter_provider))
+        with _counting_drops():
+            tracer_provider.add_span_processor(BatchSpanProcessor(exporter, meter_provider=meter_provider))
     elif settings.traces_exporter == "console":
         tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
 
