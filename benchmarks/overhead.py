@@ -4,7 +4,8 @@ Every mode exports every span (100% sampling) over OTLP gRPC to the real collect
 run interleaved, round after round, and the median of the rounds is reported, as a ratio
 to bare in the same run. Run through benchmarks/run (it prepares the environments):
 
-    benchmarks/run overhead --rounds 3 --seconds 10
+    benchmarks/run overhead throughput --rounds 3 --seconds 10 --dead-endpoint
+    benchmarks/run overhead soak --seconds 300      # memory with the OTLP endpoint down
 """
 
 from __future__ import annotations
@@ -98,8 +99,25 @@ def measure(mode: str, endpoint: str, env: dict[str, str], seconds: int, zero_co
         return _wrk(url, seconds, 16)
 
 
+@contextmanager
+def _servers() -> Iterator[dict[str, str]]:
+    """PostgreSQL and RabbitMQ for the realistic endpoint; yields the service's environment."""
+    workdir = Path(tempfile.mkdtemp(prefix="otel-kit-bench-"))
+    postgres, rabbitmq = start_postgres(workdir / "pg"), start_rabbitmq(workdir / "rmq")
+    try:
+        dsn = f"host=127.0.0.1 port={postgres.port} user=postgres dbname=postgres"
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE orders (id text PRIMARY KEY, items int)")
+            cur.execute("INSERT INTO orders VALUES ('bench-1', 2)")
+        base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        yield {**base, "BENCH_DSN": dsn, "BENCH_AMQP_PORT": str(rabbitmq.port)}
+    finally:
+        postgres.stop()
+        rabbitmq.stop()
+
+
 @app.command()
-def main(
+def throughput(
     collector_binary: Annotated[Path, typer.Option(envvar="BENCH_COLLECTOR")],
     zero_code_python: Annotated[str, typer.Option(envvar="BENCH_ZERO_CODE_PYTHON")],
     modes: str = "bare,kit,zero-code",
@@ -109,36 +127,63 @@ def main(
     seconds: int = 10,
     output: Path = ROOT / "benchmarks" / "results" / "overhead.json",
 ) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="otel-kit-bench-"))
-    postgres, rabbitmq = start_postgres(workdir / "pg"), start_rabbitmq(workdir / "rmq")
-    dsn = f"host=127.0.0.1 port={postgres.port} user=postgres dbname=postgres"
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE orders (id text PRIMARY KEY, items int)")
-        cur.execute("INSERT INTO orders VALUES ('bench-1', 2)")
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    base.update(BENCH_DSN=dsn, BENCH_AMQP_PORT=str(rabbitmq.port))
     mode_list = modes.split(",")
     results: dict[str, dict[str, list[float]]] = {e: {m: [] for m in mode_list} for e in endpoints.split(",")}
-    try:
-        with collector(collector_binary) as otlp_port:
-            endpoint_url = f"http://127.0.0.1:{otlp_port}"
-            dead_url = f"http://127.0.0.1:{free_port()}"
-            for round_ in range(1, rounds + 1):
-                for endpoint in results:
-                    runs = [(m, endpoint_url) for m in mode_list]
-                    if dead_endpoint:
-                        runs.append(("kit", dead_url))
-                    for mode, url in runs:
-                        label = mode if url == endpoint_url else "kit, endpoint down"
-                        rps = measure(mode, endpoint, _mode_env(mode, url, base), seconds, zero_code_python)
-                        results[endpoint].setdefault(label, []).append(rps)
-                        console.log(f"round {round_}/{rounds} {endpoint:9} {label:20} {rps:8.0f} req/s")
-    finally:
-        postgres.stop()
-        rabbitmq.stop()
+    with _servers() as base, collector(collector_binary) as otlp_port:
+        endpoint_url = f"http://127.0.0.1:{otlp_port}"
+        dead_url = f"http://127.0.0.1:{free_port()}"
+        for round_ in range(1, rounds + 1):
+            for endpoint in results:
+                runs = [(m, endpoint_url) for m in mode_list]
+                if dead_endpoint:
+                    runs.append(("kit", dead_url))
+                for mode, url in runs:
+                    label = mode if url == endpoint_url else "kit, endpoint down"
+                    rps = measure(mode, endpoint, _mode_env(mode, url, base), seconds, zero_code_python)
+                    results[endpoint].setdefault(label, []).append(rps)
+                    console.log(f"round {round_}/{rounds} {endpoint:9} {label:20} {rps:8.0f} req/s")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2))
     _report(results)
+
+
+@app.command()
+def soak(
+    seconds: int = 300,
+    step: int = 15,
+    endpoint: str = "realistic",
+    output: Path = ROOT / "benchmarks" / "results" / "soak.json",
+) -> None:
+    """The kit with its OTLP endpoint down under steady load: resident memory every `step` seconds."""
+    with _servers() as base:
+        env = _mode_env("kit", f"http://127.0.0.1:{free_port()}", base)
+        port = free_port()
+        executor = HTTPExecutor(
+            _mode_command("kit", port, sys.executable),
+            url=f"http://127.0.0.1:{port}/trivial",
+            method="GET",
+            cwd=str(ROOT),
+            envvars=env,
+            timeout=60,
+        )
+        samples: list[tuple[int, float, float]] = []
+        with executor:
+            pid = executor.process.pid
+            url = f"http://127.0.0.1:{port}{ENDPOINTS[endpoint]}"
+            for elapsed in range(step, seconds + 1, step):
+                rps = _wrk(url, step, 16)
+                rss = _rss_mib(pid)
+                samples.append((elapsed, rps, rss))
+                console.log(f"{elapsed:4d} s  {rps:7.0f} req/s  RSS {rss:6.1f} MiB")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(samples))
+    first, last = samples[0][2], samples[-1][2]
+    Console().print(f"RSS after {samples[0][0]} s: {first:.1f} MiB, after {samples[-1][0]} s: {last:.1f} MiB")
+
+
+def _rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
 
 
 def _report(results: dict[str, dict[str, list[float]]]) -> None:

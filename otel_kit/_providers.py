@@ -27,6 +27,7 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
+from otel_kit._quiet import quiet_sdk_warnings
 from otel_kit._settings import ConfigError, Settings
 
 _log = logging.getLogger("otel_kit")
@@ -182,6 +183,7 @@ def _counting_drops() -> Iterator[None]:
 
 
 def _build(settings: Settings) -> Providers:
+    quiet_sdk_warnings()
     resource = build_resource(settings)
     readers, metrics_port = _metric_readers(settings)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)

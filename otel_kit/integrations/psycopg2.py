@@ -69,12 +69,10 @@ class _CursorTracer(CursorTracer):
             return
         statement = super().get_statement(cursor, args)
         operation, table = summarize(statement) if statement else ("", None)
-        if operation:
-            span.set_attribute("db.operation.name", operation)
-            span.set_attribute("db.operation", operation)
         if table:
-            span.set_attribute("db.collection.name", table)
-            span.set_attribute("db.sql.table", table)
+            span.set_attributes({"db.operation.name": operation, "db.collection.name": table})
+        elif operation:
+            span.set_attribute("db.operation.name", operation)
 
 
 def _traced_cursor_class(base: type, db_api: DatabaseApiIntegration) -> type:
