@@ -1,0 +1,82 @@
+"""Spans and log records reach the real collector over OTLP gRPC (default) and http/protobuf."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from mirakuru import TCPExecutor
+
+from tests.helpers import run_python
+from tests.integration.servers import free_port
+
+ROOT = Path(__file__).parents[2]
+
+
+@dataclass
+class Collector:
+    grpc: int
+    http: int
+    log: Path
+
+    def wait_for(self, text: str, timeout: float = 20) -> str:
+        """The collector's output once it contains `text` (it prints what it receives)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            output = self.log.read_text()
+            if text in output:
+                return output
+            time.sleep(0.2)  # polling a condition with a deadline, not a fixed wait
+        raise AssertionError(
+            f"{text!r} never reached the collector; it printed:\n{self.log.read_text()[-3000:]}"
+        )
+
+
+@pytest.fixture(scope="session")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+    binary = subprocess.run(
+        [str(ROOT / "collector" / "build.sh")], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[-1]
+    grpc, http = free_port(), free_port()
+    log = tmp_path_factory.mktemp("collector") / "collector.log"
+    executor = TCPExecutor(
+        [binary, "--config", str(ROOT / "tests" / "integration" / "otelcol-debug.yaml")],
+        host="127.0.0.1",
+        port=grpc,
+        envvars={"TEST_OTLP_GRPC_PORT": str(grpc), "TEST_OTLP_HTTP_PORT": str(http)},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        timeout=60,
+    )
+    with executor:
+        yield Collector(grpc, http, log)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_spans_and_logs_arrive_with_resource_and_order(collector, protocol):
+    marker = f"export-{uuid.uuid4().hex[:8]}"
+    port = collector.grpc if protocol == "grpc" else collector.http
+    result = run_python(
+        f"""
+        import logging, otel_kit
+        from opentelemetry import trace
+        otel_kit.init("shop", metrics_exporter="none")
+        with trace.get_tracer("t").start_as_current_span("{marker}"), otel_kit.order("{marker}-order"):
+            logging.getLogger("shop").warning("{marker} log line")
+        otel_kit.shutdown()
+        """,
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    output = collector.wait_for(f"{marker} log line")
+    output = collector.wait_for(f"Name           : {marker}")
+    assert f"order.id: Str({marker}-order)" in output
+    assert "service.name: Str(shop)" in output
