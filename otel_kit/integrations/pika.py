@@ -39,7 +39,7 @@ def instrument(settings: Settings) -> None:
     if not isinstance(BlockingChannel.consume, wrapt.FunctionWrapper):
         wrapt.wrap_function_wrapper(BlockingChannel, "consume", _consume)
         wrapt.wrap_function_wrapper(BlockingChannel, "basic_get", _basic_get)
-    wrapt.wrap_function_wrapper(BlockingConnection, "channel", _blocking_channel)
+        wrapt.wrap_function_wrapper(BlockingConnection, "channel", _blocking_channel)
 
 
 def _blocking_channel(wrapped: Any, connection: BlockingConnection, args: tuple, kwargs: dict) -> Any:
