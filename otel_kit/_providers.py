@@ -196,8 +196,6 @@ def _build(settings: Settings) -> Providers:
     )
     if settings.traces_exporter == "otlp":
         exporter = _otlp_exporters(settings)[0](**_endpoint_kwargs(settings, "traces"))
-        # meter_provider makes the SDK count spans dropped on a full queue
-        # (otel.sdk.processor.span.processed{error.type="queue_full"}).
         with _counting_drops():
             tracer_provider.add_span_processor(BatchSpanProcessor(exporter, meter_provider=meter_provider))
     elif settings.traces_exporter == "console":

@@ -1,6 +1,7 @@
 """Server spans and HTTP metrics for every FastAPI app, whenever and however it was imported.
 
-FastAPI >= 0.160 has its own OpenTelemetry telemetry (one server span, duration and
+FastAPI releases with built-in telemetry (0.165 here; detected by the app's `_telemetry`
+config, not by version) have their own OpenTelemetry support (one server span, duration and
 active-request metrics), measured here at 1.5x the throughput of contrib's ASGI middleware
 (benchmarks/README.md). We use it, switched to what we need, and add the two things it
 lacks: request/response body sizes and the `traceresponse` header. Older FastAPI gets
@@ -54,7 +55,7 @@ def _use_native(app: fastapi.FastAPI) -> bool:
     config = getattr(app, "_telemetry", None)
     if not isinstance(config, dict) or "operation_spans" not in config:
         return False
-    excluded = parse_excluded_urls(_settings.excluded_urls) if _settings and _settings.excluded_urls else None
+    excluded = parse_excluded_urls(_settings.excluded_urls) if _settings.excluded_urls else None
     config.update(
         # Spans for dependency resolution, the endpoint and serialisation: 20% of throughput.
         operation_spans=False,
