@@ -1,4 +1,5 @@
-"""Test layers: tests/unit (in-memory exporters), tests/integration (real servers); select one with -m."""
+"""Test layers, one marker each (select with -m): tests/unit (in-memory exporters), tests/integration
+(real RabbitMQ and PostgreSQL), tests/stack (the whole local stack: collector, Jaeger, Prometheus, ...)."""
 
 from pathlib import Path
 
@@ -6,7 +7,7 @@ import pytest
 
 from tests.kit_fixtures import kit, spans  # noqa: F401 - fixtures shared by both layers
 
-_LAYERS = ("unit", "integration")
+_LAYERS = ("unit", "integration", "stack")
 
 
 def pytest_configure(config: pytest.Config) -> None:

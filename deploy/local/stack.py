@@ -1,0 +1,477 @@
+"""The no-Docker local stack: start, stop and show the status of every server, with readiness checks.
+
+supervisord (a well-kept process manager) runs the servers, restarts none of them behind the
+user's back, and writes each one's output to one log folder; this module only generates its
+config, checks ports and binaries before starting, and waits for each server's own
+readiness endpoint. Run it through deploy/local/stack, which installs what it needs first.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from xmlrpc.client import ServerProxy
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[2]
+STATE = Path(os.environ.get("OTEL_KIT_STACK_DIR", REPO / ".stack"))
+LOGS, DATA = STATE / "logs", STATE / "data"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+SUPERVISOR_PORT = 9011
+MINIO_USER, MINIO_PASSWORD = "otelkit", "otelkit-local-only"  # a local dev stack on loopback
+
+console = Console(stderr=True)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+
+
+class StackError(Exception):
+    """A problem the user can fix; the message says how."""
+
+
+def _http_ok(url: str, contains: str | None = None) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return contains is None or contains in response.read().decode(errors="replace")
+        except (OSError, urllib.error.URLError):
+            return False
+
+    return check
+
+
+def _pg_ready(port: int, database: str) -> Callable[[], bool]:
+    def check() -> bool:
+        result = subprocess.run(
+            [str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-d", database],
+            check=False,
+        )
+        return result.returncode == 0
+
+    return check
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    ports: dict[str, int]
+    ready: Callable[[], bool]
+    package: str  # where the binary comes from, for the 'missing' error
+    env: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    stop_signal: str = "TERM"
+    urls: tuple[str, ...] = ()
+    # Servers the others need before they start: epmd (else RabbitMQ forks its own epmd
+    # daemon, which then outlives the stack) and PostgreSQL (its databases are created
+    # before the exporters connect).
+    first: bool = False
+
+
+def _binary(env_var: str) -> str:
+    """Go binaries are built by deploy/local/stack (build-go.sh) and passed in by path."""
+    return os.environ.get(env_var, f"<{env_var} not set: run deploy/local/stack, not stack.py>")
+
+
+def _postgres(name: str, port: int) -> Server:
+    return Server(
+        name=f"postgres-{name}",
+        command=[
+            str(PG_BIN / "postgres"),
+            "-D",
+            str(DATA / f"postgres-{name}"),
+            "-p",
+            str(port),
+            "-k",
+            str(DATA / f"postgres-{name}"),
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ],
+        ports={"sql": port},
+        ready=_pg_ready(port, "postgres"),
+        package="Debian postgresql",
+        user="postgres" if os.geteuid() == 0 else None,
+        stop_signal="INT",  # PostgreSQL's "fast" shutdown
+        first=True,
+        urls=(f"postgresql://postgres@127.0.0.1:{port}/{name}",),
+    )
+
+
+def _postgres_exporter(name: str, pg_port: int, port: int) -> Server:
+    return Server(
+        name=f"postgres-exporter-{name}",
+        command=["/usr/bin/prometheus-postgres-exporter", f"--web.listen-address=127.0.0.1:{port}"],
+        ports={"metrics": port},
+        ready=_http_ok(f"http://127.0.0.1:{port}/metrics", "pg_up 1"),
+        package="Debian prometheus-postgres-exporter",
+        env={"DATA_SOURCE_NAME": f"postgresql://postgres@127.0.0.1:{pg_port}/{name}?sslmode=disable"},
+    )
+
+
+def servers() -> list[Server]:
+    """Every server of the stack; the ports here are the ones the committed configs use."""
+    rabbit = STATE / "rabbitmq"
+    return [
+        _postgres("shop", 5433),
+        _postgres("mes", 5434),
+        Server(
+            name="epmd",  # run in the foreground so that it is stopped with the stack
+            command=["/usr/bin/epmd", "-port", "4369", "-address", "127.0.0.1"],
+            ports={"epmd": 4369},
+            ready=lambda: _port_taken(4369),
+            package="Debian erlang-base (with rabbitmq-server)",
+            first=True,
+        ),
+        Server(
+            name="rabbitmq",
+            command=["/usr/lib/rabbitmq/bin/rabbitmq-server"],
+            ports={"amqp": 5672, "management": 15672, "prometheus": 15692, "distribution": 25672},
+            ready=_http_ok("http://127.0.0.1:15692/metrics", "rabbitmq_identity_info"),
+            package="Debian rabbitmq-server",
+            env={
+                "HOME": str(rabbit),  # the Erlang cookie lives here
+                "RABBITMQ_NODENAME": "otelkit@localhost",
+                "RABBITMQ_MNESIA_BASE": str(DATA / "rabbitmq"),
+                "RABBITMQ_LOG_BASE": str(LOGS / "rabbitmq"),
+                # management and rabbitmq_prometheus, the file compose mounts too
+                "RABBITMQ_ENABLED_PLUGINS_FILE": str(REPO / "deploy/rabbitmq/enabled_plugins"),
+                "RABBITMQ_CONFIG_FILE": str(rabbit / "rabbitmq"),
+                "RABBITMQ_DIST_PORT": "25672",
+            },
+            urls=("amqp://guest:guest@127.0.0.1:5672/", "http://127.0.0.1:15672 (guest/guest)"),
+        ),
+        Server(
+            name="minio",
+            command=[
+                _binary("OTEL_KIT_MINIO_BIN"),
+                "server",
+                str(DATA / "minio"),
+                "--quiet",
+                "--address",
+                "127.0.0.1:9000",
+                "--console-address",
+                "127.0.0.1:9001",
+            ],
+            ports={"s3": 9000, "console": 9001},
+            ready=_http_ok("http://127.0.0.1:9000/minio/health/ready"),
+            package="MinIO from its Go module (deploy/local/build-go.sh minio)",
+            env={
+                "MINIO_ROOT_USER": MINIO_USER,
+                "MINIO_ROOT_PASSWORD": MINIO_PASSWORD,
+                "MINIO_PROMETHEUS_AUTH_TYPE": "public",
+            },
+            urls=(f"http://127.0.0.1:9000 (S3, {MINIO_USER} / {MINIO_PASSWORD})",),
+        ),
+        Server(
+            name="jaeger",
+            command=[_binary("OTEL_KIT_JAEGER_BIN"), "--config", str(REPO / "deploy/jaeger/config.yaml")],
+            ports={
+                "otlp-grpc": 4327,
+                "otlp-http": 4328,
+                "query": 16686,
+                "query-grpc": 16685,
+                "metrics": 14269,
+                "health": 14133,
+            },
+            ready=_http_ok("http://127.0.0.1:16686/api/services"),
+            package="Jaeger from its Go module (deploy/local/build-go.sh jaeger)",
+            urls=("http://127.0.0.1:16686/api/traces?service=shop (query API; no UI assets here)",),
+        ),
+        Server(
+            name="otelcol",
+            command=[
+                _binary("OTEL_KIT_OTELCOL_BIN"),
+                "--config",
+                str(REPO / "collector/otelcol-config.yaml"),
+            ],
+            ports={
+                "otlp-grpc": 4317,
+                "otlp-http": 4318,
+                "span-metrics": 8889,
+                "metrics": 8888,
+                "health": 13133,
+            },
+            ready=_http_ok("http://127.0.0.1:13133/"),
+            package="the collector built by collector/build.sh",
+            urls=("OTLP: 127.0.0.1:4317 (gRPC), http://127.0.0.1:4318",),
+        ),
+        Server(
+            name="prometheus",
+            command=[
+                "/usr/bin/prometheus",
+                f"--config.file={REPO / 'deploy/prometheus/prometheus.yml'}",
+                f"--storage.tsdb.path={DATA / 'prometheus'}",
+                "--web.listen-address=127.0.0.1:9090",
+                "--enable-feature=exemplar-storage",
+                "--web.enable-lifecycle",
+            ],
+            ports={"web": 9090},
+            ready=_http_ok("http://127.0.0.1:9090/-/ready"),
+            package="Debian prometheus",
+            urls=("http://127.0.0.1:9090",),
+        ),
+        Server(
+            name="alertmanager",
+            command=[
+                "/usr/bin/prometheus-alertmanager",
+                f"--config.file={REPO / 'deploy/alertmanager/alertmanager.yml'}",
+                f"--storage.path={DATA / 'alertmanager'}",
+                "--web.listen-address=127.0.0.1:9093",
+                "--cluster.listen-address=",
+            ],
+            ports={"web": 9093},
+            ready=_http_ok("http://127.0.0.1:9093/-/ready"),
+            package="Debian prometheus-alertmanager",
+            urls=("http://127.0.0.1:9093",),
+        ),
+        _postgres_exporter("shop", 5433, 9187),
+        _postgres_exporter("mes", 5434, 9188),
+    ]
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _supervisor() -> ServerProxy:
+    return ServerProxy(f"http://127.0.0.1:{SUPERVISOR_PORT}/RPC2")
+
+
+def _running_states() -> dict[str, str] | None:
+    """State of each program under our supervisord, or None when it does not run."""
+    try:
+        return {p["name"]: p["statename"] for p in _supervisor().supervisor.getAllProcessInfo()}
+    except OSError:
+        return None
+
+
+def _prepare(all_servers: list[Server]) -> None:
+    """Data folders and generated configs: what `setup` does, safe to repeat."""
+    for folder in (LOGS, DATA, STATE / "rabbitmq"):
+        folder.mkdir(parents=True, exist_ok=True)
+    rabbit = STATE / "rabbitmq"
+    (rabbit / "rabbitmq.conf").write_text(
+        "listeners.tcp.default = 127.0.0.1:5672\n"
+        "management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = 15672\n"
+        "prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = 15692\n"
+    )
+    for name in ("shop", "mes"):
+        _init_postgres(DATA / f"postgres-{name}")
+    missing = [s for s in all_servers if not Path(s.command[0]).is_file()]
+    if missing:
+        lines = "\n".join(f"  {s.name}: {s.command[0]} (from {s.package})" for s in missing)
+        raise StackError(f"missing binaries:\n{lines}\nrun deploy/local/stack setup, which installs them")
+
+
+def _init_postgres(data: Path) -> None:
+    if (data / "PG_VERSION").exists():
+        return
+    run_as: list[str] = []
+    data.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        user = pwd.getpwnam("postgres")
+        shutil.chown(data, user.pw_uid, user.pw_gid)
+        data.chmod(0o700)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    result = subprocess.run(
+        [*run_as, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StackError(f"initdb {data} failed:\n{result.stderr}")
+
+
+def _write_supervisor_config(all_servers: list[Server]) -> Path:
+    lines = [
+        "[supervisord]",
+        f"logfile={LOGS / 'supervisord.log'}",
+        f"pidfile={STATE / 'supervisord.pid'}",
+        "childlogdir=" + str(LOGS),
+        "[inet_http_server]",
+        f"port=127.0.0.1:{SUPERVISOR_PORT}",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "[supervisorctl]",
+        f"serverurl=http://127.0.0.1:{SUPERVISOR_PORT}",
+    ]
+    for priority, server in enumerate(all_servers, start=1):
+        env = ",".join(f'{key}="{value}"' for key, value in server.env.items())
+        lines += [
+            f"[program:{server.name}]",
+            "command=" + " ".join(_quote(part) for part in server.command),
+            "autostart=false",
+            # Stopped in reverse order: epmd and PostgreSQL, needed by others, go last.
+            f"priority={priority}",
+            "autorestart=false",
+            "startsecs=0",  # readiness is checked by the server's own endpoint, below
+            f"stopsignal={server.stop_signal}",
+            "stopwaitsecs=30",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            f"stdout_logfile={LOGS / (server.name + '.log')}",
+            "stdout_logfile_maxbytes=20MB",
+            f"directory={STATE}",
+        ]
+        if server.user:
+            lines.append(f"user={server.user}")
+        if env:
+            lines.append(f"environment={env}")
+    path = STATE / "supervisord.conf"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _quote(part: str) -> str:
+    # supervisord splits command lines shell-style; an empty argument must stay one.
+    return f'"{part}"' if part == "" or " " in part else part
+
+
+def _start_supervisord(config: Path) -> None:
+    if _running_states() is not None:
+        return
+    if _port_taken(SUPERVISOR_PORT):
+        raise StackError(f"port {SUPERVISOR_PORT} (the stack's supervisord) is taken by another program")
+    subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(config)], check=True)
+    deadline = time.monotonic() + 15
+    while _running_states() is None:
+        if time.monotonic() > deadline:
+            raise StackError(f"supervisord did not start: see {LOGS / 'supervisord.log'}")
+        time.sleep(0.2)
+
+
+@app.command()
+def setup() -> None:
+    """Create data folders, PostgreSQL clusters and generated configs (idempotent)."""
+    all_servers = servers()
+    _prepare(all_servers)
+    _write_supervisor_config(all_servers)
+    console.print(f"stack prepared in {STATE}")
+
+
+@app.command()
+def start(timeout: float = typer.Option(120.0, help="Seconds to wait for every server to be ready.")) -> None:
+    """Start every server that is not running and wait until each answers its readiness check."""
+    all_servers = servers()
+    try:
+        _prepare(all_servers)
+        states = _running_states() or {}
+        # A port held by something other than our own running server is a clear error, not a
+        # server that dies on start with the reason buried in its log.
+        for server in all_servers:
+            if states.get(server.name) == "RUNNING":
+                continue
+            for purpose, port in server.ports.items():
+                if _port_taken(port):
+                    raise StackError(
+                        f"port {port} ({server.name} {purpose}) is already in use by another program; "
+                        f"stop it (`ss -ltnp 'sport = :{port}'` shows which) and run start again"
+                    )
+        _start_supervisord(_write_supervisor_config(all_servers))
+        supervisor = _supervisor().supervisor
+        started = time.monotonic()
+        for group in ([s for s in all_servers if s.first], [s for s in all_servers if not s.first]):
+            for server in group:
+                if (_running_states() or {}).get(server.name) != "RUNNING":
+                    supervisor.startProcess(server.name, False)
+            _wait_ready(group, started + timeout)
+            if group[0].first:
+                _ensure_databases()
+    except StackError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    console.print(f"stack ready in {time.monotonic() - started:.1f} s; logs in {LOGS}")
+    _print_status(all_servers)
+
+
+def _wait_ready(all_servers: list[Server], deadline: float) -> None:
+    pending = list(all_servers)
+    with console.status("waiting for the servers") as status:
+        while pending:
+            states = _running_states() or {}
+            for server in list(pending):
+                if states.get(server.name) not in ("RUNNING", "STARTING"):
+                    state, log = states.get(server.name), LOGS / f"{server.name}.log"
+                    raise StackError(f"{server.name} exited ({state}): see {log}")
+                if server.ready():
+                    pending.remove(server)
+                    console.print(f"  [green]ready[/green] {server.name}")
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(s.name for s in pending)
+                raise StackError(f"not ready in time: {names}; see their logs in {LOGS}")
+            status.update("waiting for " + ", ".join(s.name for s in pending))
+            if pending:
+                time.sleep(0.3)
+
+
+def _ensure_databases() -> None:
+    for name, port in (("shop", 5433), ("mes", 5434)):
+        psql = [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-tAc"]
+        exists = subprocess.run(
+            [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{name}'"], capture_output=True, text=True
+        )
+        if exists.stdout.strip() != "1":
+            subprocess.run([*psql, f"CREATE DATABASE {name}"], check=True, capture_output=True)
+
+
+@app.command()
+def stop() -> None:
+    """Stop every server and supervisord; data and logs stay in the state folder."""
+    if _running_states() is None:
+        console.print("stack is not running")
+        return
+    supervisor = _supervisor().supervisor
+    supervisor.stopAllProcesses(True)
+    supervisor.shutdown()
+    deadline = time.monotonic() + 30
+    while _port_taken(SUPERVISOR_PORT) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    console.print("stack stopped")
+
+
+@app.command()
+def status() -> None:
+    """Each server's state, readiness and address; exit 1 if any is not ready."""
+    all_servers = servers()
+    if not _print_status(all_servers):
+        raise typer.Exit(1)
+
+
+def _print_status(all_servers: list[Server]) -> bool:
+    states = _running_states() or {}
+    table = Table("server", "process", "ready", "ports", "where")
+    all_ready = True
+    for server in all_servers:
+        ready = server.ready() if states.get(server.name) == "RUNNING" else False
+        all_ready &= ready
+        ports = " ".join(f"{purpose}:{port}" for purpose, port in server.ports.items())
+        table.add_row(
+            server.name,
+            states.get(server.name, "not running"),
+            "[green]yes[/green]" if ready else "[red]no[/red]",
+            ports,
+            "\n".join(server.urls),
+        )
+    # A log file or a pipe gets the whole table, not one folded to 80 columns.
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    return all_ready
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,8 @@
+"""Values the shop test service records and the collector must redact before Jaeger sees them."""
+
+SECRET_VALUES = {
+    "customer.email": "alice@example.com",
+    "payment.card": "4111111111111111",
+    "auth.password": "hunter2-not-for-jaeger",
+    "db.query.text": "SELECT * FROM customers WHERE note = 'literal-not-for-jaeger'",
+}

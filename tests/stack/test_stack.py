@@ -1,0 +1,246 @@
+"""Orders through shop -> RabbitMQ -> mes -> HTTP -> crm, read back from the real Prometheus and Jaeger."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.stack.conftest import Services, eventually, jaeger_get, prom_query, prom_value
+from tests.stack.redacted import SECRET_VALUES
+
+# The first test also waits for the stack to start and the orders to flow through it.
+pytestmark = pytest.mark.timeout(300)
+
+OK_ORDERS, CRM_FAILURES = 120, 10
+USER_SERIES_LIMIT = 100  # OTELCOL_USER_SERIES_LIMIT's default in collector/otelcol-config.yaml
+CRM_ROUTE = "/customers/{user}/orders"
+
+
+def calls(service: str, kind: str, **labels: str) -> str:
+    selector = ",".join(
+        [f'service_name="{service}"', f'span_kind="SPAN_KIND_{kind}"']
+        + [f'{key}="{value}"' for key, value in labels.items()]
+    )
+    return f"sum(traces_span_metrics_calls_total{{{selector}}})"
+
+
+@dataclass
+class Run:
+    """What the module's orders did, and the counters' values before they were placed."""
+
+    order_ids: list[str]
+    failed_ids: list[str]
+    before: dict[str, float]
+    started_ms: int
+
+
+SHOP_CREATED = calls("shop", "SERVER", http_route="/orders", http_response_status_code="201")
+CRM_OK = calls("crm", "SERVER", http_route=CRM_ROUTE, http_response_status_code="201")
+CRM_ERRORS = calls("crm", "SERVER", http_route=CRM_ROUTE, http_response_status_code="500")
+SHOP_DURATION_COUNT = (
+    'sum(traces_span_metrics_duration_milliseconds_count{service_name="shop",'
+    'span_kind="SPAN_KIND_SERVER",http_route="/orders"})'
+)
+
+
+@pytest.fixture(scope="module")
+def run(services: Services) -> Run:
+    tag = uuid.uuid4().hex[:6]
+    queries = (SHOP_CREATED, CRM_OK, CRM_ERRORS, SHOP_DURATION_COUNT)
+    before = {query: prom_value(query) for query in queries}
+    started_ms = int(time.time() * 1000)
+    order_ids, failed_ids = [], []
+    with httpx.Client(base_url=services.shop, timeout=10) as client:
+        for n in range(OK_ORDERS + CRM_FAILURES):
+            order_id = f"stack-{tag}-{n}"
+            crm_fails = n >= OK_ORDERS
+            response = client.post(
+                "/orders", json={"id": order_id, "user": f"user-{tag}-{n}", "crm_fails": crm_fails}
+            )
+            assert response.status_code == 201, response.text
+            (failed_ids if crm_fails else order_ids).append(order_id)
+    # Every order has gone through the whole flow once crm has counted all of them.
+    eventually(lambda: prom_value(CRM_OK) - before[CRM_OK] >= OK_ORDERS, timeout=90)
+    eventually(lambda: prom_value(CRM_ERRORS) - before[CRM_ERRORS] >= CRM_FAILURES, timeout=30)
+    return Run(order_ids, failed_ids, before, started_ms)
+
+
+def test_red_calls_per_service_route_and_status(run: Run, services: Services) -> None:
+    total = OK_ORDERS + CRM_FAILURES
+    assert eventually(lambda: prom_value(SHOP_CREATED) - run.before[SHOP_CREATED] == total or None)
+    assert prom_value(CRM_OK) - run.before[CRM_OK] == OK_ORDERS
+    assert prom_value(CRM_ERRORS) - run.before[CRM_ERRORS] == CRM_FAILURES
+    consumed = calls("mes", "CONSUMER", messaging_destination_name=services.queue)
+    assert eventually(lambda: prom_value(consumed) == total or None)
+
+
+def test_duration_buckets_are_populated(run: Run) -> None:
+    total = OK_ORDERS + CRM_FAILURES
+    eventually(lambda: prom_value(SHOP_DURATION_COUNT) - run.before[SHOP_DURATION_COUNT] == total)
+    buckets = prom_query(
+        'sum by (le) (traces_span_metrics_duration_milliseconds_bucket{service_name="shop",'
+        'span_kind="SPAN_KIND_SERVER",http_route="/orders"})'
+    )
+    counts = {float(b["metric"]["le"]): float(b["value"][1]) for b in buckets}
+    # The configured buckets (collector/otelcol-config.yaml), cumulative and filled below +Inf.
+    bounds = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, float("inf")]
+    assert sorted(counts) == bounds
+    cumulative = [counts[le] for le in bounds]
+    assert cumulative == sorted(cumulative)
+    assert cumulative[-2] > 0
+
+
+def test_service_graph_edges_from_jaeger(run: Run) -> None:
+    def edges() -> set[tuple[str, str]] | None:
+        now = int(time.time() * 1000)
+        data = jaeger_get("/api/dependencies", endTs=now, lookback=now - run.started_ms + 60_000)["data"]
+        found = {(edge["parent"], edge["child"]) for edge in data}
+        return found if {("shop", "mes"), ("mes", "crm")} <= found else None
+
+    assert {("shop", "mes"), ("mes", "crm")} <= eventually(edges, timeout=30)
+
+
+def test_per_user_series_are_capped(run: Run) -> None:
+    # What the collector exports now: series scraped in the last 15 s (Prometheus still shows
+    # series of a collector that ran before for 5 minutes).
+    series = eventually(
+        lambda: prom_query(
+            'timestamp(traces_span_metrics_by_user_calls_total{service_name="shop"}) > time() - 15'
+        ),
+        timeout=30,
+    )
+    overflow = [s for s in series if s["metric"].get("otel_metric_overflow") == "true"]
+    users = [s for s in series if s not in overflow]
+    # The run alone sends more users than the limit: the limit is reached, the rest folded.
+    assert len(users) == USER_SERIES_LIMIT
+    assert all("enduser_id" in s["metric"] for s in users)
+    assert len(overflow) == 1
+
+
+def _trace_of(order_id: str) -> dict:
+    tags = json.dumps({"order.id": order_id})
+
+    def complete() -> dict | None:
+        traces = jaeger_get("/api/traces", service="shop", tags=tags, lookback="1h")["data"]
+        if len(traces) == 1 and {p["serviceName"] for p in traces[0]["processes"].values()} == {
+            "shop",
+            "mes",
+            "crm",
+        }:
+            return traces[0]
+        return None
+
+    return eventually(complete, timeout=30)
+
+
+def _tags(span: dict) -> dict[str, object]:
+    return {tag["key"]: tag["value"] for tag in span["tags"]}
+
+
+def test_jaeger_finds_the_whole_trace_by_order_id(run: Run, services: Services) -> None:
+    order_id = run.order_ids[len(run.order_ids) // 2]
+    trace = _trace_of(order_id)
+    service_of = {key: process["serviceName"] for key, process in trace["processes"].items()}
+    names = sorted((service_of[span["processID"]], span["operationName"]) for span in trace["spans"])
+    assert names == [
+        ("crm", f"POST {CRM_ROUTE}"),
+        ("mes", "POST"),  # the httpx client span: stable HTTP semconv names it by method
+        ("mes", f"{services.queue} receive"),
+        ("shop", "POST /orders"),
+        ("shop", "check customer"),
+        ("shop", f"{services.queue} send"),
+    ]
+    assert all(_tags(span).get("order.id") == order_id for span in trace["spans"])
+
+
+def test_redacted_values_never_reach_jaeger(run: Run) -> None:
+    trace = _trace_of(run.order_ids[0])
+    text = json.dumps(trace)
+    for key, value in SECRET_VALUES.items():
+        assert value not in text, f"{key} reached Jaeger unredacted"
+    [check] = [span for span in trace["spans"] if span["operationName"] == "check customer"]
+    tags = _tags(check)
+    # The keys stay (so one can see something was there); the values are masked or scrubbed.
+    assert set(SECRET_VALUES) <= set(tags)
+    assert "literal-not-for-jaeger" not in str(tags["db.query.text"])
+
+
+@pytest.mark.parametrize(("metric", "service", "extra"), [
+    ("calls", "shop", {}),
+    ("latencies", "shop", {"quantile": 0.95}),
+    ("errors", "crm", {}),
+])  # fmt: skip
+def test_jaeger_monitor_tab_reads_span_metrics(run: Run, metric: str, service: str, extra: dict) -> None:
+    def points() -> list[float] | None:
+        now = int(time.time() * 1000)
+        body = jaeger_get(
+            f"/api/metrics/{metric}", service=service, endTs=now, lookback=15 * 60_000, step=5_000,
+            ratePer=60_000, spanKind="server", **extra,
+        )  # fmt: skip
+        values = [
+            point["gaugeValue"]["doubleValue"]
+            for series in body["metrics"]
+            for point in series["metricPoints"]
+            if isinstance(point["gaugeValue"].get("doubleValue"), float)
+        ]
+        return [v for v in values if v > 0] or None
+
+    assert eventually(points, timeout=45)
+
+
+def test_an_exemplar_names_a_trace_that_jaeger_returns(run: Run) -> None:
+    def exemplar_trace_ids() -> list[str] | None:
+        now = time.time()
+        response = httpx.get(
+            "http://127.0.0.1:9090/api/v1/query_exemplars",
+            params={
+                "query": 'traces_span_metrics_duration_milliseconds_bucket{service_name="crm"}',
+                "start": run.started_ms / 1000 - 5,
+                "end": now,
+            },
+            timeout=10,
+        )
+        response.raise_for_status()
+        ids = [
+            exemplar["labels"]["trace_id"]
+            for series in response.json()["data"]
+            for exemplar in series["exemplars"]
+            if "trace_id" in exemplar["labels"]
+        ]
+        return ids or None
+
+    trace_id = eventually(exemplar_trace_ids, timeout=45)[-1]
+    [trace] = jaeger_get(f"/api/traces/{trace_id}")["data"]
+    services = {p["serviceName"] for p in trace["processes"].values()}
+    assert "crm" in services
+    order_ids = {_tags(span).get("order.id") for span in trace["spans"]}
+    assert order_ids & set(run.order_ids + run.failed_ids)
+
+
+def test_prometheus_scrapes_every_part_of_the_stack(stack: None) -> None:
+    jobs = {
+        "span-metrics",
+        "otel-collector",
+        "jaeger",
+        "prometheus",
+        "alertmanager",
+        "rabbitmq",
+        "postgres",
+        "minio",
+    }
+
+    def health() -> dict[str, set[str]] | None:
+        targets = httpx.get("http://127.0.0.1:9090/api/v1/targets", timeout=10).json()["data"][
+            "activeTargets"
+        ]
+        by_job: dict[str, set[str]] = {}
+        for target in targets:
+            by_job.setdefault(target["labels"]["job"], set()).add(target["health"])
+        return by_job if all(by_job.get(job) == {"up"} for job in jobs) else None
+
+    assert set(eventually(health, timeout=30)) == jobs
