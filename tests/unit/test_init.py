@@ -168,3 +168,19 @@ def test_batch_larger_than_queue_is_a_config_error_naming_both_settings():
         env={"OTEL_BSP_MAX_QUEUE_SIZE": "64"},
     )
     assert "OTEL_BSP_MAX_QUEUE_SIZE / OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(("env", "expected"), [({}, "1000"), ({"OTEL_BSP_SCHEDULE_DELAY": "250"}, "250")])
+def test_spans_are_exported_every_second_unless_the_env_says_otherwise(env, expected):
+    result = run_python(
+        """
+        import otel_kit
+        from opentelemetry import trace
+        otel_kit.init("shop", metrics_exporter="none")
+        [batch] = [p for p in trace.get_tracer_provider()._active_span_processor._span_processors
+                   if type(p).__name__ == "BatchSpanProcessor"]
+        print(int(batch._batch_processor._schedule_delay_millis))
+        """,
+        env=env,
+    )
+    assert result.stdout.strip() == expected, result.stderr
