@@ -261,6 +261,10 @@ def _running_states() -> dict[str, str] | None:
 
 def _prepare(all_servers: list[Server]) -> None:
     """Data folders and generated configs: what `setup` does, safe to repeat."""
+    missing = [s for s in all_servers if not Path(s.command[0]).is_file()]
+    if missing:
+        lines = "\n".join(f"  {s.name}: {s.command[0]} (from {s.package})" for s in missing)
+        raise StackError(f"missing binaries:\n{lines}\nrun deploy/local/stack setup, which installs them")
     for folder in (LOGS, DATA, STATE / "rabbitmq"):
         folder.mkdir(parents=True, exist_ok=True)
     rabbit = STATE / "rabbitmq"
@@ -271,10 +275,6 @@ def _prepare(all_servers: list[Server]) -> None:
     )
     for name in ("shop", "mes"):
         _init_postgres(DATA / f"postgres-{name}")
-    missing = [s for s in all_servers if not Path(s.command[0]).is_file()]
-    if missing:
-        lines = "\n".join(f"  {s.name}: {s.command[0]} (from {s.package})" for s in missing)
-        raise StackError(f"missing binaries:\n{lines}\nrun deploy/local/stack setup, which installs them")
 
 
 def _init_postgres(data: Path) -> None:
@@ -345,6 +345,12 @@ def _quote(part: str) -> str:
 
 def _start_supervisord(config: Path) -> None:
     if _running_states() is not None:
+        # Already running, perhaps with the config of an older checkout: take in servers
+        # that were added since (running ones are left alone).
+        supervisor = _supervisor().supervisor
+        [[added, _changed, _removed]] = supervisor.reloadConfig()
+        for name in added:
+            supervisor.addProcessGroup(name)
         return
     if _port_taken(SUPERVISOR_PORT):
         raise StackError(f"port {SUPERVISOR_PORT} (the stack's supervisord) is taken by another program")

@@ -1,0 +1,279 @@
+"""Stack benchmarks against the local stack (started here unless it runs):
+
+  throughput  spans per CPU-second of the collector, through span_metrics and the Jaeger export,
+              load from telemetrygen (another process)
+  burst       a burst larger than the collector's memory limit: RSS, refusals, still alive
+  delay       span end (in a service using otel_kit) to searchable in Jaeger
+  start       stack start time, cold (stopped) to every server ready
+
+Each prints a summary and merges its numbers into benchmarks/results/stack.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from xmlrpc.client import ServerProxy
+
+import httpx
+import typer
+from rich.console import Console
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("OTEL_KIT_CACHE", Path.home() / ".cache/otel-kit"))
+TELEMETRYGEN_VERSION = "v0.155.0"  # the collector's release line
+RESULTS = REPO / "benchmarks/results/stack.json"
+STACK = REPO / "deploy/local/stack"
+COLLECTOR_METRICS = "http://127.0.0.1:8888/metrics"
+
+console = Console()
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+
+
+def _save(section: str, numbers: dict) -> None:
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[section] = {"date": time.strftime("%Y-%m-%d"), **numbers}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    console.print_json(data=results[section])
+
+
+def _telemetrygen() -> Path:
+    binary = CACHE / "bin" / f"telemetrygen-{TELEMETRYGEN_VERSION}"
+    if not binary.exists():
+        console.print(f"installing telemetrygen {TELEMETRYGEN_VERSION} (Go module; once)")
+        gobin = CACHE / "bin/telemetrygen-build"
+        env = {
+            **os.environ,
+            "GOTOOLCHAIN": "local",
+            "GOPATH": str(CACHE / "go"),
+            "GOMODCACHE": str(CACHE / "go/mod"),
+            "GOCACHE": str(CACHE / "go/build"),
+            "GOFLAGS": "-modcacherw",
+            "GOBIN": str(gobin),
+            "GONOSUMDB": "github.com/open-telemetry/opentelemetry-collector-contrib",
+        }
+        module = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen"
+        subprocess.run(["go", "install", f"{module}@{TELEMETRYGEN_VERSION}"], env=env, check=True)
+        (gobin / "telemetrygen").rename(binary)
+    return binary
+
+
+def _collector_metrics() -> dict[str, float]:
+    """The collector's own metrics, summed over labels except where the name says otherwise."""
+    text = httpx.get(COLLECTOR_METRICS, timeout=10).text
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.match(r"^(otelcol_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$", line)
+        if not match:
+            continue
+        name, labels, value = match.groups()
+        if name == "otelcol_exporter_sent_spans" and 'exporter="otlp_grpc/jaeger"' not in (labels or ""):
+            continue
+        totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
+
+
+def _require_stack() -> None:
+    """Start the local stack unless it runs (start is idempotent and waits for readiness)."""
+    if subprocess.run([str(STACK), "status"], capture_output=True, check=False).returncode != 0:
+        subprocess.run([str(STACK), "start"], check=True)
+
+
+@app.command()
+def throughput(
+    workers: int = typer.Option(4, help="telemetrygen workers"),
+    traces: int = typer.Option(10_000, help="traces per worker"),
+    child_spans: int = typer.Option(9, help="child spans per trace"),
+) -> None:
+    """Spans per CPU-second of the collector: OTLP in -> processors -> Jaeger export + span_metrics."""
+    _require_stack()
+    generator = _telemetrygen()
+    spans = workers * traces * (1 + child_spans)
+    before = _collector_metrics()
+    started = time.monotonic()
+    subprocess.run(
+        [
+            str(generator), "traces", "--otlp-endpoint", "127.0.0.1:4317", "--otlp-insecure",
+            "--workers", str(workers), "--traces", str(traces), "--child-spans", str(child_spans),
+            "--rate", "0", "--service", "bench-throughput",
+            "--telemetry-attributes", 'http.route="/orders"',
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    sent = 0.0
+    with console.status("waiting for the collector to export every span to Jaeger"):
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            now = _collector_metrics()
+            sent = now["otelcol_exporter_sent_spans"] - before["otelcol_exporter_sent_spans"]
+            accepted = now["otelcol_receiver_accepted_spans"] - before["otelcol_receiver_accepted_spans"]
+            if sent >= accepted >= spans:
+                break
+            time.sleep(0.5)
+    elapsed = time.monotonic() - started
+    cpu = now["otelcol_process_cpu_seconds"] - before["otelcol_process_cpu_seconds"]
+    _save(
+        "throughput",
+        {
+            "spans": spans,
+            "accepted": accepted,
+            "exported_to_jaeger": sent,
+            "refused": now["otelcol_receiver_refused_spans"] - before["otelcol_receiver_refused_spans"],
+            "wall_seconds": round(elapsed, 1),
+            "collector_cpu_seconds": round(cpu, 2),
+            "spans_per_cpu_second": round(sent / cpu),
+            "spans_per_wall_second": round(sent / elapsed),
+        },
+    )
+
+
+@app.command()
+def burst(
+    limit_mib: int = typer.Option(96, help="memory_limiter limit for this run"),
+    workers: int = typer.Option(8, help="telemetrygen workers"),
+    seconds: int = typer.Option(20, help="burst length"),
+) -> None:
+    """A burst beyond memory_limiter: the stack's collector restarts with a small limit, then its own."""
+    _require_stack()
+    generator = _telemetrygen()
+    supervisor = ServerProxy("http://127.0.0.1:9011/RPC2").supervisor  # the stack's supervisord
+    config = REPO / "collector/otelcol-config.yaml"
+    binary = subprocess.run(
+        ["bash", str(REPO / "deploy/local/build-go.sh"), "otelcol"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[-1]
+    supervisor.stopProcess("otelcol", True)
+    env = {
+        **os.environ,
+        "OTELCOL_MEMORY_LIMIT_MIB": str(limit_mib),
+        "OTELCOL_MEMORY_SPIKE_MIB": str(limit_mib // 4),
+    }
+    log = (REPO / ".stack/logs/otelcol-burst.log").open("w")
+    collector = subprocess.Popen(
+        [binary, "--config", str(config)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _ready("http://127.0.0.1:13133/"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the burst collector did not start: see .stack/logs/otelcol-burst.log")
+            time.sleep(0.2)
+        before = _collector_metrics()
+        load = subprocess.Popen(
+            [
+                str(generator), "traces", "--otlp-endpoint", "127.0.0.1:4317", "--otlp-insecure",
+                "--workers", str(workers), "--duration", f"{seconds}s", "--rate", "0",
+                "--child-spans", "20", "--service", "bench-burst",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        peak_rss = 0.0
+        while load.poll() is None:
+            peak_rss = max(peak_rss, _rss_mib(collector.pid))
+            time.sleep(0.2)
+        after = _collector_metrics()
+        alive = collector.poll() is None and _ready("http://127.0.0.1:13133/")
+    finally:
+        collector.terminate()
+        collector.wait(30)
+        supervisor.startProcess("otelcol", True)
+    _save(
+        "burst",
+        {
+            "memory_limit_mib": limit_mib,
+            "seconds": seconds,
+            "accepted": after["otelcol_receiver_accepted_spans"] - before["otelcol_receiver_accepted_spans"],
+            "refused": after["otelcol_receiver_refused_spans"] - before["otelcol_receiver_refused_spans"],
+            "peak_rss_mib": round(peak_rss, 1),
+            "collector_alive_after": alive,
+        },
+    )
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@app.command()
+def delay(
+    spans: int = typer.Option(20, help="spans to time, one after another"),
+    schedule_delay_ms: int = typer.Option(0, help="sender OTEL_BSP_SCHEDULE_DELAY; 0: kit default"),
+) -> None:
+    """Span end -> searchable in Jaeger by trace id, for spans sent by a service using otel_kit."""
+    _require_stack()
+    code = f"""
+import json, time, urllib.error, urllib.request, otel_kit
+from opentelemetry import trace
+otel_kit.init("bench-delay")
+tracer = trace.get_tracer("bench")
+delays = []
+for n in range({spans}):
+    with tracer.start_as_current_span("delay probe") as span:
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    ended = time.monotonic()
+    while True:  # urllib, not httpx: the kit would trace the polling itself
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:16686/api/traces/{{trace_id}}", timeout=5)
+            break
+        except urllib.error.HTTPError:
+            time.sleep(0.02)
+    delays.append(time.monotonic() - ended)
+print(json.dumps(delays))
+"""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+    if schedule_delay_ms:
+        env["OTEL_BSP_SCHEDULE_DELAY"] = str(schedule_delay_ms)
+    out = subprocess.run(
+        [str(REPO / ".venv/bin/python"), "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    delays = sorted(json.loads(out.stdout.strip().splitlines()[-1]))
+    _save(
+        f"delay_schedule_{schedule_delay_ms or 'kit_default'}",
+        {
+            "spans": spans,
+            "bsp_schedule_delay_ms": schedule_delay_ms or "kit default (1000)",
+            "median_s": round(statistics.median(delays), 2),
+            "p95_s": round(delays[int(0.95 * (len(delays) - 1))], 2),
+            "max_s": round(delays[-1], 2),
+        },
+    )
+
+
+@app.command()
+def start(rounds: int = typer.Option(3, help="stop/start rounds")) -> None:
+    """Stack start time from stopped to every server ready (binaries built, data present)."""
+    times = []
+    for _ in range(rounds):
+        subprocess.run([str(STACK), "stop"], check=True, capture_output=True)
+        started = time.monotonic()
+        subprocess.run([str(STACK), "start"], check=True, capture_output=True)
+        times.append(time.monotonic() - started)
+    _save("start", {"rounds": rounds, "seconds": [round(t, 1) for t in times]})
+
+
+if __name__ == "__main__":
+    app()
