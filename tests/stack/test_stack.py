@@ -55,10 +55,18 @@ def run(services: Services) -> Run:
     before = {query: prom_value(query) for query in queries}
     started_ms = int(time.time() * 1000)
     order_ids, failed_ids = [], []
+    first_wave = 20
     with httpx.Client(base_url=services.shop, timeout=10) as client:
         for n in range(OK_ORDERS + CRM_FAILURES):
+            if n == first_wave:
+                # Prometheus's rate() cannot see how a series began, so on a fresh stack the
+                # series must exist (first wave scraped) before the rest arrives; otherwise
+                # Jaeger's Monitor tab, which reads rates, has nothing to show.
+                eventually(
+                    lambda: prom_value(SHOP_DURATION_COUNT) - before[SHOP_DURATION_COUNT] >= first_wave
+                )
             order_id = f"stack-{tag}-{n}"
-            crm_fails = n >= OK_ORDERS
+            crm_fails = n % 13 == 0  # 10 of 130, in both waves, so the error series exists early
             response = client.post(
                 "/orders", json={"id": order_id, "user": f"user-{tag}-{n}", "crm_fails": crm_fails}
             )
