@@ -26,6 +26,7 @@ INTEGRATIONS = (
     Integration("httpx", "httpx", "opentelemetry.instrumentation.httpx", "httpx"),
     Integration("pika", "pika", "opentelemetry.instrumentation.pika", "pika"),
     Integration("psycopg2", "psycopg2", "opentelemetry.instrumentation.psycopg2", "psycopg2"),
+    Integration("botocore", "botocore", "opentelemetry.instrumentation.botocore", "boto3"),
     Integration("logging", None, "opentelemetry.instrumentation.logging", None),
     Integration("system_metrics", None, "opentelemetry.instrumentation.system_metrics", None),
 )

@@ -1,0 +1,134 @@
+"""The internet shop API: customers place orders and poll them; order events go out over RabbitMQ.
+
+uvicorn examples.shop.app:app --port 8001
+"""
+
+from __future__ import annotations
+
+import otel_kit
+
+otel_kit.init("shop")
+
+import json  # noqa: E402 - libraries after init, so that they are traced
+import threading  # noqa: E402
+import uuid  # noqa: E402
+from contextlib import asynccontextmanager  # noqa: E402
+
+import psycopg2  # noqa: E402
+from fastapi import FastAPI, HTTPException  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
+
+from examples import _shared  # noqa: E402
+
+MIGRATIONS = [
+    """CREATE TABLE IF NOT EXISTS orders (
+        id text PRIMARY KEY,
+        customer_id text NOT NULL,
+        items jsonb NOT NULL,
+        status text NOT NULL DEFAULT 'created',
+        price numeric,
+        reason text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    )""",
+]
+
+
+class Item(BaseModel):
+    sku: str
+    quantity: int = Field(gt=0)
+
+
+class NewOrder(BaseModel):
+    customer_id: str
+    items: list[Item] = Field(min_length=1)
+    # A fault to inject for this order (see examples/README.md); None for a healthy order.
+    fault: str | None = None
+
+
+_local = threading.local()
+_stop = threading.Event()
+
+
+def _db():
+    return psycopg2.connect(_shared.SHOP_DSN)
+
+
+def _channel():
+    channel = getattr(_local, "channel", None)
+    if channel is None or channel.is_closed:
+        channel = _local.channel = _shared.connect()
+    return channel
+
+
+def _on_status(channel, method, _properties, body: bytes) -> None:
+    message = json.loads(body)
+    with _db() as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE orders SET status = %s, price = %s, updated_at = now() WHERE id = %s",
+            (message["status"], message.get("price"), message["order_id"]),
+        )
+    channel.basic_ack(method.delivery_tag)
+
+
+def _on_dead_letter(channel, method, properties, body: bytes) -> None:
+    """An order that could not be processed: mark it failed so support sees it, keep the reason."""
+    message = json.loads(body)
+    death = (properties.headers or {}).get("x-death", [{}])[0]
+    reason = f"dead-lettered from {death.get('queue', '?')} ({death.get('reason', '?')})"
+    with _db() as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE orders SET status = 'failed', reason = %s, updated_at = now() WHERE id = %s",
+            (reason, message.get("order_id")),
+        )
+    channel.basic_ack(method.delivery_tag)
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI):
+    with _db() as conn, conn.cursor() as cur:
+        for migration in MIGRATIONS:
+            cur.execute(migration)
+    _shared.consume_forever("shop.order-status", _on_status, _stop)
+    _shared.consume_forever(_shared.DEAD_LETTERS, _on_dead_letter, _stop)
+    yield
+    _stop.set()
+
+
+app = FastAPI(title="shop", lifespan=lifespan)
+
+
+@app.get("/health")
+def health() -> dict:
+    return {"service": "shop"}
+
+
+@app.post("/orders", status_code=201)
+def place_order(new: NewOrder) -> dict:
+    if new.fault is not None and new.fault not in _shared.FAULTS:
+        raise HTTPException(422, f"unknown fault {new.fault!r}; one of {', '.join(_shared.FAULTS)}")
+    order_id = f"ord-{uuid.uuid4().hex[:12]}"
+    with otel_kit.order(order_id):
+        items = [item.model_dump() for item in new.items]
+        with _db() as conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO orders (id, customer_id, items) VALUES (%s, %s, %s)",
+                (order_id, new.customer_id, json.dumps(items)),
+            )
+        message = {"order_id": order_id, "customer_id": new.customer_id, "items": items, "fault": new.fault}
+        # An old client still publishes the v1 event, which nothing consumes any more.
+        key = "order.created.v1" if new.fault == "unconsumed" else _shared.ORDER_CREATED
+        _channel().basic_publish(_shared.EXCHANGE, key, json.dumps(message).encode())
+    return {"id": order_id, "status": "created"}
+
+
+@app.get("/orders/{order_id}")
+def get_order(order_id: str) -> dict:
+    with _db() as conn, conn.cursor() as cur:
+        cur.execute("SELECT customer_id, status, price, reason FROM orders WHERE id = %s", (order_id,))
+        row = cur.fetchone()
+    if row is None:
+        raise HTTPException(404, f"no order {order_id}")
+    customer_id, status, price, reason = row
+    price = None if price is None else float(price)
+    return {"id": order_id, "customer_id": customer_id, "status": status, "price": price, "reason": reason}
