@@ -1,13 +1,15 @@
 """Test layers, one marker each (select with -m): tests/unit (in-memory exporters), tests/integration
-(real RabbitMQ and PostgreSQL), tests/stack (the whole local stack: collector, Jaeger, Prometheus, ...)."""
+(real RabbitMQ and PostgreSQL), tests/stack (the whole local stack: collector, Jaeger, Prometheus, ...),
+tests/e2e (the example services on the stack, orders with every fault)."""
 
 from pathlib import Path
 
 import pytest
 
-from tests.kit_fixtures import kit, spans  # noqa: F401 - fixtures shared by both layers
+from tests.kit_fixtures import kit, spans  # noqa: F401 - fixtures shared by the layers
+from tests.stack_fixtures import stack  # noqa: F401 - the local stack, for the stack and e2e layers
 
-_LAYERS = ("unit", "integration", "stack")
+_LAYERS = ("unit", "integration", "stack", "e2e")
 
 
 def pytest_configure(config: pytest.Config) -> None:

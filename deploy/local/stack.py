@@ -399,6 +399,9 @@ def start(timeout: float = typer.Option(120.0, help="Seconds to wait for every s
             _wait_ready(group, started + timeout)
             if group[0].first:
                 _ensure_databases()
+        # Prometheus may have run since before its config or rules changed: reload them.
+        reload = urllib.request.Request("http://127.0.0.1:9090/-/reload", method="POST")
+        urllib.request.urlopen(reload, timeout=10).close()
     except StackError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None

@@ -1,75 +1,19 @@
-"""The whole local stack (deploy/local) for the session, and three services sending to it.
-
-If the stack already runs (a demo, say) it is used and left running; otherwise it is
-started here and stopped at the end. The tests measure increases of counters, so data that
-was there before does not disturb them.
-"""
+"""Three small services sending to the local stack (the stack itself: tests/stack_fixtures.py)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
 
-import httpx
 import pytest
 from mirakuru import HTTPExecutor
 
 from tests.integration.servers import free_port
-
-REPO = Path(__file__).resolve().parents[2]
-STACK = REPO / "deploy/local/stack"
-PROMETHEUS = "http://127.0.0.1:9090"
-JAEGER = "http://127.0.0.1:16686"
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 60, interval: float = 0.5) -> T:
-    """Poll until probe() returns something truthy: telemetry arrives asynchronously (batching,
-    scrape intervals), so a test waits for the state it expects, up to a deadline."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"not reached within {timeout} s; last probe returned {last!r}")
-
-
-def prom_query(query: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{PROMETHEUS}/api/v1/query", params={"query": query}, timeout=10)
-    response.raise_for_status()
-    return response.json()["data"]["result"]
-
-
-def prom_value(query: str) -> float:
-    """The single value of an instant query, 0 when it has no series yet."""
-    result = prom_query(query)
-    assert len(result) <= 1, f"{query} matched several series: {result}"
-    return float(result[0]["value"][1]) if result else 0.0
-
-
-def jaeger_get(path: str, **params: Any) -> dict[str, Any]:
-    response = httpx.get(f"{JAEGER}{path}", params=params, timeout=10)
-    response.raise_for_status()
-    return response.json()
-
-
-@pytest.fixture(scope="session")
-def stack() -> Iterator[None]:
-    already_up = subprocess.run([str(STACK), "status"], capture_output=True, check=False).returncode == 0
-    if not already_up:
-        subprocess.run([str(STACK), "start"], check=True)
-    yield
-    if not already_up:
-        subprocess.run([str(STACK), "stop"], check=True)
+from tests.stack_fixtures import REPO
 
 
 @dataclass

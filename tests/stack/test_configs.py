@@ -49,6 +49,11 @@ def test_prometheus_config_and_targets_are_valid() -> None:
     assert local == compose
 
 
+def test_recording_rules_compute_the_order_funnel() -> None:
+    out = check("promtool", "test", "rules", "deploy/prometheus/tests/order-funnel.test.yml")
+    assert "SUCCESS" in out
+
+
 def test_alertmanager_config_is_valid() -> None:
     check("amtool", "check-config", "deploy/alertmanager/alertmanager.yml")
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.stack.conftest import Services, eventually, jaeger_get, prom_query, prom_value
+from tests.stack.conftest import Services
 from tests.stack.redacted import SECRET_VALUES
+from tests.stack_fixtures import eventually, jaeger_get, prom_query, prom_value
 
 # The first test also waits for the stack to start and the orders to flow through it.
 pytestmark = pytest.mark.timeout(300)

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.stack.conftest import REPO
+from tests.stack_fixtures import REPO
 
 
 def test_a_missing_binary_is_named_with_where_it_comes_from(tmp_path) -> None:

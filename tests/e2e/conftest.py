@@ -1,0 +1,105 @@
+"""The three example services (examples/) on the local stack, and a load of orders with every fault."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from mirakuru import HTTPExecutor
+
+from tests.integration.servers import free_port
+from tests.stack_fixtures import REPO, eventually, prom_query
+
+ORDERS, EACH_FAULT = 70, 5
+# What the shop's own database says once an order has settled, per injected fault.
+FINAL_STATUS = {
+    "none": "completed",
+    "mes_crash": "completed",
+    "slow_db": "completed",
+    "reject": "failed",
+    "crm_500": "failed",
+    "crm_slow": "failed",
+    "s3_denied": "failed",
+    "unconsumed": "created",
+}
+
+
+@pytest.fixture(scope="session")
+def shop_url(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """shop, CRM and MES as their READMEs run them: uvicorn, the kit exporting to the collector."""
+    logs = tmp_path_factory.mktemp("examples")
+    ports = {name: free_port() for name in ("shop", "crm", "mes")}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "CRM_URL": f"http://127.0.0.1:{ports['crm']}",
+    }
+    executors = []
+    for name in ("crm", "mes", "shop"):
+        command = [sys.executable, "-m", "uvicorn", f"examples.{name}.app:app", "--port", str(ports[name])]
+        executor = HTTPExecutor(
+            command,
+            url=f"http://127.0.0.1:{ports[name]}/health",
+            method="GET",
+            timeout=60,
+            envvars=env,
+            cwd=str(REPO),
+            stdout=(logs / f"{name}.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        executor.start()
+        executors.append(executor)
+    yield f"http://127.0.0.1:{ports['shop']}"
+    for executor in executors:
+        executor.stop()
+
+
+@dataclass
+class Load:
+    injected: dict[str, str]  # order id -> fault ("none" for healthy)
+    funnel_before: dict[str, float]
+
+    def orders(self, fault: str) -> list[str]:
+        return [order_id for order_id, f in self.injected.items() if f == fault]
+
+
+def funnel() -> dict[str, float]:
+    return {r["metric"]["step"]: float(r["value"][1]) for r in prom_query("order_funnel:orders:total")}
+
+
+@pytest.fixture(scope="session")
+def load(shop_url: str, tmp_path_factory: pytest.TempPathFactory) -> Load:
+    """70 orders, 5 of each fault, placed by the load generator; waits until each has settled."""
+    before = funnel()
+    out = tmp_path_factory.mktemp("load") / "injected.json"
+    subprocess.run(
+        [sys.executable, "-m", "examples.loadgen", "--orders", str(ORDERS), "--each-fault", str(EACH_FAULT),
+         "--shop", shop_url, "--out", str(out)],
+        cwd=REPO, check=True, capture_output=True,
+    )  # fmt: skip
+    injected = json.loads(out.read_text())
+    assert len(injected) == ORDERS
+
+    def settled() -> bool:
+        with httpx.Client(base_url=shop_url, timeout=10) as client:
+            return all(
+                client.get(f"/orders/{order_id}").json()["status"] == FINAL_STATUS[fault]
+                for order_id, fault in injected.items()
+            )
+
+    eventually(settled, timeout=120, interval=1)
+    return Load(injected, before)
+
+
+def otel_kit_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "otel-kit"), *args], capture_output=True, text=True, check=False
+    )
