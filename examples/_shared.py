@@ -40,6 +40,17 @@ QUEUES = {
 DEAD_LETTERS = "orders.dead-letters"
 
 FAULTS = ("mes_crash", "reject", "crm_500", "crm_slow", "slow_db", "s3_denied", "unconsumed")
+# The shop's status for an order once it has settled, per fault ("none": a healthy order).
+SETTLED_STATUS = {
+    "none": "completed",
+    "mes_crash": "completed",  # redelivered to a restarted worker
+    "slow_db": "completed",
+    "reject": "failed",  # dead-lettered
+    "crm_500": "failed",
+    "crm_slow": "failed",
+    "s3_denied": "failed",
+    "unconsumed": "created",  # lost: nobody will ever process it
+}
 
 
 def declare_topology(channel: BlockingChannel) -> None:

@@ -15,11 +15,13 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otel_kit._order import current_order_id, order
-from otel_kit._providers import Providers
 from otel_kit._settings import ConfigError, Settings
+
+if TYPE_CHECKING:  # the SDK is imported by init(), not by `import otel_kit` (the CLI needs neither)
+    from otel_kit._providers import Providers
 
 __all__ = [
     "ConfigError",

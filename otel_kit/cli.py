@@ -167,11 +167,11 @@ if typer is not None:
             )
             return
         table = Table("orders", "where", "reason", "order ids", title=f"lost orders, last {since}")
-        for (outcome, service, step, reason), ids in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        for (outcome, service, step), found in sorted(groups.items(), key=lambda kv: -len(kv[1])):
             where = f"{'stuck after' if outcome == 'stuck' else 'failed at'} {service}: {step}"
-            table.add_row(
-                str(len(ids)), where, reason or "", " ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
-            )
+            ids = [v.order_id for v in found]
+            shown = " ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+            table.add_row(str(len(ids)), where, found[0].reason or "", shown)
         out.print(table)
         out.print(f"{len(lost)} of {len(by_order)} orders did not complete")
 

@@ -74,6 +74,7 @@ class Server:
     user: str | None = None
     stop_signal: str = "TERM"
     urls: tuple[str, ...] = ()
+    directory: Path = STATE
     # Servers the others need before they start: epmd (else RabbitMQ forks its own epmd
     # daemon, which then outlives the stack) and PostgreSQL (its databases are created
     # before the exporters connect).
@@ -241,6 +242,29 @@ def servers() -> list[Server]:
     ]
 
 
+def example_services() -> list[Server]:
+    """The shop, CRM and MES examples (examples/), as `start --examples` runs them for the demo."""
+    ports = {"shop": 8001, "crm": 8002, "mes": 8003}
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "CRM_URL": f"http://127.0.0.1:{ports['crm']}",
+    }
+    return [
+        Server(
+            name=f"example-{name}",
+            command=[sys.executable, "-m", "uvicorn", f"examples.{name}.app:app", "--port", str(port)],
+            ports={"http": port},
+            ready=_http_ok(f"http://127.0.0.1:{port}/health"),
+            package="this repository's virtualenv (deploy/local/stack installs it)",
+            env=env,
+            directory=REPO,
+            urls=(f"http://127.0.0.1:{port}/docs",),
+        )
+        for name, port in ports.items()
+    ]
+
+
 def _port_taken(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -327,7 +351,7 @@ def _write_supervisor_config(all_servers: list[Server]) -> Path:
             "redirect_stderr=true",
             f"stdout_logfile={LOGS / (server.name + '.log')}",
             "stdout_logfile_maxbytes=20MB",
-            f"directory={STATE}",
+            f"directory={server.directory}",
         ]
         if server.user:
             lines.append(f"user={server.user}")
@@ -372,9 +396,12 @@ def setup() -> None:
 
 
 @app.command()
-def start(timeout: float = typer.Option(120.0, help="Seconds to wait for every server to be ready.")) -> None:
+def start(
+    timeout: float = typer.Option(120.0, help="Seconds to wait for every server to be ready."),
+    examples: bool = typer.Option(False, "--examples", help="Also run the shop, CRM and MES examples."),
+) -> None:
     """Start every server that is not running and wait until each answers its readiness check."""
-    all_servers = servers()
+    all_servers = servers() + (example_services() if examples else [])
     try:
         _prepare(all_servers)
         states = _running_states() or {}
@@ -389,7 +416,7 @@ def start(timeout: float = typer.Option(120.0, help="Seconds to wait for every s
                         f"port {port} ({server.name} {purpose}) is already in use by another program; "
                         f"stop it (`ss -ltnp 'sport = :{port}'` shows which) and run start again"
                     )
-        _start_supervisord(_write_supervisor_config(all_servers))
+        _start_supervisord(_write_supervisor_config(servers() + example_services()))
         supervisor = _supervisor().supervisor
         started = time.monotonic()
         for group in ([s for s in all_servers if s.first], [s for s in all_servers if not s.first]):
@@ -457,7 +484,9 @@ def stop() -> None:
 @app.command()
 def status() -> None:
     """Each server's state, readiness and address; exit 1 if any is not ready."""
-    all_servers = servers()
+    states = _running_states() or {}
+    started = [s for s in example_services() if states.get(s.name, "STOPPED") != "STOPPED"]
+    all_servers = servers() + started
     if not _print_status(all_servers):
         raise typer.Exit(1)
 

@@ -13,7 +13,8 @@ import otel_kit
 
 otel_kit.init("mes")
 
-import json  # noqa: E402 - libraries after init, so that they are traced
+import functools  # noqa: E402 - libraries after init, so that they are traced
+import json  # noqa: E402
 import logging  # noqa: E402
 import threading  # noqa: E402
 from contextlib import asynccontextmanager, suppress  # noqa: E402
@@ -38,9 +39,12 @@ MIGRATIONS = [
     )""",
 ]
 _stop = threading.Event()
+_crm = httpx.Client(base_url=_shared.CRM_URL, timeout=_shared.CRM_TIMEOUT)
 
 
+@functools.cache
 def _s3(secret: str = _shared.S3_SECRET):
+    """One client per credentials, made once: creating a boto3 client costs tens of ms."""
     return boto3.client(
         "s3",
         endpoint_url=_shared.S3_ENDPOINT,
@@ -74,12 +78,11 @@ def _process(channel, order: dict) -> None:
     s3.put_object(
         Bucket=_shared.S3_BUCKET, Key=f"{order['order_id']}.json", Body=json.dumps(document).encode()
     )
-    with httpx.Client(base_url=_shared.CRM_URL, timeout=_shared.CRM_TIMEOUT) as crm:
-        response = crm.post(
-            f"/customers/{order['customer_id']}/orders",
-            json={"order_id": order["order_id"], "price": price, "fault": fault},
-        )
-        response.raise_for_status()
+    response = _crm.post(
+        f"/customers/{order['customer_id']}/orders",
+        json={"order_id": order["order_id"], "price": price, "fault": fault},
+    )
+    response.raise_for_status()
     status = {"order_id": order["order_id"], "status": "completed", "price": price}
     channel.basic_publish(_shared.EXCHANGE, _shared.ORDER_STATUS, json.dumps(status).encode())
 

@@ -14,21 +14,11 @@ import httpx
 import pytest
 from mirakuru import HTTPExecutor
 
+from examples._shared import SETTLED_STATUS
 from tests.integration.servers import free_port
 from tests.stack_fixtures import REPO, eventually, prom_query
 
 ORDERS, EACH_FAULT = 70, 5
-# What the shop's own database says once an order has settled, per injected fault.
-FINAL_STATUS = {
-    "none": "completed",
-    "mes_crash": "completed",
-    "slow_db": "completed",
-    "reject": "failed",
-    "crm_500": "failed",
-    "crm_slow": "failed",
-    "s3_denied": "failed",
-    "unconsumed": "created",
-}
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +81,7 @@ def load(shop_url: str, tmp_path_factory: pytest.TempPathFactory) -> Load:
     def settled() -> bool:
         with httpx.Client(base_url=shop_url, timeout=10) as client:
             return all(
-                client.get(f"/orders/{order_id}").json()["status"] == FINAL_STATUS[fault]
+                client.get(f"/orders/{order_id}").json()["status"] == SETTLED_STATUS[fault]
                 for order_id, fault in injected.items()
             )
 

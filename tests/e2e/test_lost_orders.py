@@ -96,6 +96,13 @@ def test_lost_orders_finds_exactly_the_lost_ones(load: Load) -> None:
     assert where == {(o, s, st) for o, s, st, _ in EXPECTED.values() if o != "completed"}
 
 
+def test_lost_orders_prints_a_table_for_people(load: Load) -> None:
+    result = otel_kit_cli("lost-orders", "--since", "30m", "--settle", "0s")
+    assert result.returncode == 0, result.stderr
+    assert "failed at crm: POST /customers/{customer_id}/orders" in " ".join(result.stdout.split())
+    assert "orders did not complete" in result.stdout
+
+
 def test_the_funnel_metric_matches_the_injected_counts(load: Load) -> None:
     completed = len(load.orders("none")) + 2 * EACH_FAULT  # healthy, mes_crash, slow_db
     dead_lettered = 4 * EACH_FAULT  # reject, crm_500, crm_slow, s3_denied

@@ -1,0 +1,176 @@
+"""The whole order flow (examples/ on the local stack), measured:
+
+  throughput   orders per second end to end (placed -> completed), telemetry on vs off
+               (OTEL_SDK_DISABLED=true), interleaved rounds
+  trace-time   `otel-kit trace` wall time to a verdict, with at least N orders in Jaeger
+
+Each merges its numbers into benchmarks/results/flow.json. The stack is started if needed;
+the demo's example services are stopped for the run (each round starts its own).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from xmlrpc.client import ServerProxy
+
+import httpx
+import typer
+from mirakuru import HTTPExecutor
+from rich.console import Console
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks/results/flow.json"
+STACK = REPO / "deploy/local/stack"
+PORTS = {"shop": 8101, "crm": 8102, "mes": 8103}
+console = Console()
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+
+
+def _save(section: str, numbers: dict) -> None:
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[section] = {"date": time.strftime("%Y-%m-%d"), **numbers}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    console.print_json(data=results[section])
+
+
+def _stack_without_demo_services() -> None:
+    if subprocess.run([str(STACK), "status"], capture_output=True, check=False).returncode != 0:
+        subprocess.run([str(STACK), "start"], check=True)
+    supervisor = ServerProxy("http://127.0.0.1:9011/RPC2").supervisor
+    for name in PORTS:
+        if supervisor.getProcessInfo(f"example-{name}")["statename"] == "RUNNING":
+            supervisor.stopProcess(f"example-{name}", True)
+
+
+def _services(telemetry: bool) -> list[HTTPExecutor]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_SDK_DISABLED": "false" if telemetry else "true",
+        "CRM_URL": f"http://127.0.0.1:{PORTS['crm']}",
+    }
+    executors = []
+    for name in ("crm", "mes", "shop"):
+        command = [sys.executable, "-m", "uvicorn", f"examples.{name}.app:app", "--port", str(PORTS[name])]
+        url = f"http://127.0.0.1:{PORTS[name]}/health"
+        # Output to a file: a pipe nobody reads fills up and then blocks the server.
+        log = (REPO / f".stack/logs/bench-{name}.log").open("w")
+        executor = HTTPExecutor(
+            command,
+            url=url,
+            method="GET",
+            timeout=60,
+            envvars=env,
+            cwd=str(REPO),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        executors.append(executor.start())
+    return executors
+
+
+def _run_orders(count: int, concurrency: int) -> float:
+    """Orders per second from the first POST until the last order is completed."""
+    shop = f"http://127.0.0.1:{PORTS['shop']}"
+    body = {"customer_id": "bench", "items": [{"sku": "gear", "quantity": 1}]}
+    started = time.monotonic()
+    with httpx.Client(base_url=shop, timeout=30) as client:
+        with ThreadPoolExecutor(concurrency) as pool:
+            ids = list(pool.map(lambda _: client.post("/orders", json=body).json()["id"], range(count)))
+        pending = set(ids)
+        while pending:
+            pending = {oid for oid in pending if client.get(f"/orders/{oid}").json()["status"] != "completed"}
+            if time.monotonic() - started > 600:
+                raise RuntimeError(f"{len(pending)} orders did not complete within 600 s")
+            time.sleep(0.05)
+    return count / (time.monotonic() - started)
+
+
+@app.command()
+def throughput(
+    orders: int = typer.Option(300, help="Orders per run."),
+    rounds: int = typer.Option(3, help="Interleaved on/off rounds; the median is reported."),
+    concurrency: int = typer.Option(8, help="Orders placed at once."),
+) -> None:
+    """Healthy orders per second end to end, telemetry on vs off."""
+    _stack_without_demo_services()
+    rates: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(rounds):
+        for mode in ("off", "on"):
+            executors = _services(telemetry=mode == "on")
+            try:
+                _run_orders(20, concurrency)  # warm-up: connections, first-call imports
+                rates[mode].append(_run_orders(orders, concurrency))
+            finally:
+                for executor in reversed(executors):
+                    executor.stop()
+            console.print(f"{mode}: {rates[mode][-1]:.1f} orders/s")
+    off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
+    _save(
+        "throughput",
+        {
+            "orders_per_run": orders,
+            "concurrency": concurrency,
+            "orders_per_second_off": [round(r, 1) for r in rates["off"]],
+            "orders_per_second_on": [round(r, 1) for r in rates["on"]],
+            "median_off": round(off, 1),
+            "median_on": round(on, 1),
+            "ratio_on_to_off": round(on / off, 2),
+        },
+    )
+
+
+@app.command("trace-time")
+def trace_time(
+    in_jaeger: int = typer.Option(10_000, help="Orders that must be in Jaeger first."),
+    samples: int = typer.Option(10, help="otel-kit trace calls to time."),
+) -> None:
+    """Wall time of `otel-kit trace ORDER_ID` (process start to verdict) with many orders in Jaeger."""
+    _stack_without_demo_services()
+    jaeger = "http://127.0.0.1:16686"
+    search = {"service": "shop", "operation": "POST /orders", "limit": in_jaeger}
+    stored = len(httpx.get(f"{jaeger}/api/traces", params=search, timeout=120).json()["data"])
+    if stored < in_jaeger:
+        console.print(f"Jaeger holds {stored} shop traces; placing {in_jaeger - stored} more orders")
+        executors = _services(telemetry=True)
+        try:
+            _run_orders(in_jaeger - stored, concurrency=8)
+        finally:
+            for executor in reversed(executors):
+                executor.stop()
+    traces = httpx.get(
+        f"{jaeger}/api/traces", params={"service": "shop", "operation": "POST /orders", "limit": samples},
+        timeout=120,
+    ).json()["data"]  # fmt: skip
+    order_ids = [
+        tag["value"] for trace in traces for tag in trace["spans"][0]["tags"] if tag["key"] == "order.id"
+    ][:samples]
+    cli = str(Path(sys.executable).parent / "otel-kit")
+    times = []
+    for order_id in order_ids:
+        started = time.monotonic()
+        result = subprocess.run([cli, "trace", order_id, "--json"], capture_output=True, check=False)
+        times.append(time.monotonic() - started)
+        assert result.returncode in (0, 1, 3), result.stderr
+    _save(
+        "trace_time",
+        {
+            "orders_in_jaeger_at_least": in_jaeger,
+            "samples": len(times),
+            "median_s": round(statistics.median(times), 2),
+            "max_s": round(max(times), 2),
+        },
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,61 @@
+"""The demo's second half (scripts/demo runs the first): orders with faults, then where to look.
+
+Places a short load with every fault, waits until the orders have settled, and shows the
+forensics: the lost orders by where they stopped, and the path of one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from examples._shared import SETTLED_STATUS
+
+SHOP = "http://127.0.0.1:8001"
+REPO = Path(__file__).resolve().parents[1]
+console = Console()
+
+
+def main() -> None:
+    injected_file = REPO / ".stack/demo-orders.json"
+    subprocess.run(
+        [sys.executable, "-m", "examples.loadgen", "--orders", "40", "--each-fault", "2", "--shop", SHOP,
+         "--out", str(injected_file), "--seed", str(int(time.time()))],
+        check=True,
+    )  # fmt: skip
+    injected = json.loads(injected_file.read_text())
+    with console.status("waiting for the orders to settle (CRM timeouts and the slow db take seconds)"):
+        deadline = time.monotonic() + 90
+        with httpx.Client(base_url=SHOP, timeout=10) as shop:
+            while time.monotonic() < deadline:
+                statuses = {oid: shop.get(f"/orders/{oid}").json()["status"] for oid in injected}
+                if all(statuses[oid] == SETTLED_STATUS[fault] for oid, fault in injected.items()):
+                    break
+                time.sleep(1)
+    otel_kit = str(Path(sys.executable).parent / "otel-kit")
+    console.rule("lost orders: otel-kit lost-orders --since 15m --settle 0s")
+    subprocess.run([otel_kit, "lost-orders", "--since", "15m", "--settle", "0s"], check=False)
+    example = next(oid for oid, fault in injected.items() if fault == "crm_500")
+    console.rule(f"one of them: otel-kit trace {example}")
+    subprocess.run([otel_kit, "trace", example], check=False)
+    console.rule("where to look")
+    console.print(
+        f"""orders and their injected faults: {injected_file}
+shop API:        {SHOP}/docs      (place an order: POST /orders, see it: GET /orders/ID)
+Jaeger API:      http://127.0.0.1:16686/api/traces?service=shop&limit=20
+                 (the query API; Jaeger's UI assets are not in its Go module, compose has the UI)
+Prometheus:      http://127.0.0.1:9090/graph?g0.expr=order_funnel%3Aorders%3Atotal
+                 RED: traces_span_metrics_calls_total, traces_span_metrics_duration_milliseconds_bucket
+any order:       {otel_kit} trace ORDER_ID   (--json for scripts)
+stop it all:     deploy/local/stack stop"""
+    )
+
+
+if __name__ == "__main__":
+    main()
