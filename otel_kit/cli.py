@@ -44,7 +44,8 @@ def _seconds(value: str, setting: str) -> float:
 
 if typer is not None:
     app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
-    out, err = Console(), Console(stderr=True)
+    # Piped or logged output keeps whole table rows instead of folding them at 80 columns.
+    out, err = Console(width=None if sys.stdout.isatty() else 200), Console(stderr=True)
     jaeger_option = typer.Option(
         "http://127.0.0.1:16686", envvar="OTEL_KIT_JAEGER_URL", help="Jaeger query API base URL."
     )
