@@ -39,6 +39,21 @@ def main() -> None:
                     break
                 time.sleep(1)
     otel_kit = str(Path(sys.executable).parent / "otel-kit")
+    # The last spans reach Jaeger up to ~2 s after the orders settle (batching in the
+    # services and the collector): wait until the forensics see every injected loss.
+    lost_expected = {oid for oid, fault in injected.items() if SETTLED_STATUS[fault] != "completed"}
+    with console.status("waiting for the last spans to reach Jaeger"):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            report = subprocess.run(
+                [otel_kit, "lost-orders", "--since", "15m", "--settle", "0s", "--json"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if report.returncode == 0:
+                found = {oid for group in json.loads(report.stdout)["lost"] for oid in group["orders"]}
+                if found & set(injected) == lost_expected:
+                    break
+            time.sleep(1)
     console.rule("lost orders: otel-kit lost-orders --since 15m --settle 0s")
     subprocess.run([otel_kit, "lost-orders", "--since", "15m", "--settle", "0s"], check=False)
     example = next(oid for oid, fault in injected.items() if fault == "crm_500")
