@@ -96,6 +96,9 @@ def consume_forever(queue: str, callback: Callable, stop: threading.Event) -> th
             except pika.exceptions.AMQPError as error:
                 log.warning("consumer of %s lost the broker (%r); reconnecting", queue, error)
                 time.sleep(1)
+            except Exception:  # whatever a callback raised: the consumer lives on
+                log.exception("consumer of %s failed; restarting", queue)
+                time.sleep(1)
             finally:
                 if connection is not None and connection.is_open:
                     connection.close()

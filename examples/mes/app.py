@@ -102,6 +102,10 @@ def _on_order_created(channel, method, _properties, body: bytes) -> None:
         log.error("order %s failed: %r; dead-lettering it", order["order_id"], error)
         channel.basic_reject(method.delivery_tag, requeue=False)
         return
+    except Exception:  # a bug or a malformed order must not kill the consumer for every order
+        log.exception("order %s failed unexpectedly; dead-lettering it", order.get("order_id"))
+        channel.basic_reject(method.delivery_tag, requeue=False)
+        return
     channel.basic_ack(method.delivery_tag)
 
 
