@@ -285,6 +285,10 @@ def _running_states() -> dict[str, str] | None:
 
 def _prepare(all_servers: list[Server]) -> None:
     """Data folders and generated configs: what `setup` does, safe to repeat."""
+    for setting, folder in (("OTEL_KIT_STACK_DIR", STATE), ("the repository path", REPO)):
+        if "%" in str(folder):
+            # supervisord expands %(name)s in its config values, paths included.
+            raise StackError(f"{setting} {folder} contains '%', which supervisord cannot take: use another")
     missing = [s for s in all_servers if not Path(s.command[0]).is_file()]
     if missing:
         lines = "\n".join(f"  {s.name}: {s.command[0]} (from {s.package})" for s in missing)
