@@ -10,7 +10,6 @@ the demo's example services are stopped for the run (each round starts its own).
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -24,29 +23,18 @@ import httpx
 import psycopg2
 import typer
 from mirakuru import HTTPExecutor
-from rich.console import Console
 
+from benchmarks._common import REPO, console, ensure_stack, save
 from examples._shared import SHOP_DSN
+from tests.stack_fixtures import start_app
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks/results/flow.json"
-STACK = REPO / "deploy/local/stack"
 PORTS = {"shop": 8101, "crm": 8102, "mes": 8103}
-console = Console()
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 
 
-def _save(section: str, numbers: dict) -> None:
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results[section] = {"date": time.strftime("%Y-%m-%d"), **numbers}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    console.print_json(data=results[section])
-
-
 def _stack_without_demo_services() -> None:
-    if subprocess.run([str(STACK), "status"], capture_output=True, check=False).returncode != 0:
-        subprocess.run([str(STACK), "start"], check=True)
+    ensure_stack()
     supervisor = ServerProxy("http://127.0.0.1:9011/RPC2").supervisor
     for name in PORTS:
         if supervisor.getProcessInfo(f"example-{name}")["statename"] == "RUNNING":
@@ -63,21 +51,8 @@ def _services(telemetry: bool) -> list[HTTPExecutor]:
     }
     executors = []
     for name in ("crm", "mes", "shop"):
-        command = [sys.executable, "-m", "uvicorn", f"examples.{name}.app:app", "--port", str(PORTS[name])]
-        url = f"http://127.0.0.1:{PORTS[name]}/health"
-        # Output to a file: a pipe nobody reads fills up and then blocks the server.
-        log = (REPO / f".stack/logs/bench-{name}.log").open("w")
-        executor = HTTPExecutor(
-            command,
-            url=url,
-            method="GET",
-            timeout=60,
-            envvars=env,
-            cwd=str(REPO),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        executors.append(executor.start())
+        log = REPO / f".stack/logs/bench-{name}.log"
+        executors.append(start_app(f"examples.{name}.app:app", PORTS[name], env, log))
     return executors
 
 
@@ -122,7 +97,8 @@ def throughput(
                     executor.stop()
             console.print(f"{mode}: {rates[mode][-1]:.1f} orders/s")
     off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
-    _save(
+    save(
+        RESULTS,
         "throughput",
         {
             "orders_per_run": orders,
@@ -168,7 +144,8 @@ def trace_time(
         result = subprocess.run([cli, "trace", order_id, "--json"], capture_output=True, check=False)
         times.append(time.monotonic() - started)
         assert result.returncode in (0, 1, 3), result.stderr
-    _save(
+    save(
+        RESULTS,
         "trace_time",
         {
             "orders_in_jaeger_at_least": in_jaeger,

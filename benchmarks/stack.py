@@ -23,46 +23,19 @@ from xmlrpc.client import ServerProxy
 
 import httpx
 import typer
-from rich.console import Console
 
-REPO = Path(__file__).resolve().parents[1]
-CACHE = Path(os.environ.get("OTEL_KIT_CACHE", Path.home() / ".cache/otel-kit"))
-TELEMETRYGEN_VERSION = "v0.155.0"  # the collector's release line
+from benchmarks._common import REPO, STACK, console, ensure_stack, save
+
 RESULTS = REPO / "benchmarks/results/stack.json"
-STACK = REPO / "deploy/local/stack"
 COLLECTOR_METRICS = "http://127.0.0.1:8888/metrics"
 
-console = Console()
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 
 
-def _save(section: str, numbers: dict) -> None:
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results[section] = {"date": time.strftime("%Y-%m-%d"), **numbers}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    console.print_json(data=results[section])
-
-
-def _telemetrygen() -> Path:
-    binary = CACHE / "bin" / f"telemetrygen-{TELEMETRYGEN_VERSION}"
-    if not binary.exists():
-        console.print(f"installing telemetrygen {TELEMETRYGEN_VERSION} (Go module; once)")
-        gobin = CACHE / "bin/telemetrygen-build"
-        env = {
-            **os.environ,
-            "GOTOOLCHAIN": "local",
-            "GOPATH": str(CACHE / "go"),
-            "GOMODCACHE": str(CACHE / "go/mod"),
-            "GOCACHE": str(CACHE / "go/build"),
-            "GOFLAGS": "-modcacherw",
-            "GOBIN": str(gobin),
-            "GONOSUMDB": "github.com/open-telemetry/opentelemetry-collector-contrib",
-        }
-        module = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen"
-        subprocess.run(["go", "install", f"{module}@{TELEMETRYGEN_VERSION}"], env=env, check=True)
-        (gobin / "telemetrygen").rename(binary)
-    return binary
+def _built(name: str) -> str:
+    """A Go binary built (or reused from the cache) by deploy/local/build-go.sh."""
+    build = [str(REPO / "deploy/local/build-go.sh"), name]
+    return subprocess.run(build, capture_output=True, text=True, check=True).stdout.split()[-1]
 
 
 def _collector_metrics() -> defaultdict[str, float]:
@@ -80,12 +53,6 @@ def _collector_metrics() -> defaultdict[str, float]:
     return totals
 
 
-def _require_stack() -> None:
-    """Start the local stack unless it runs (start is idempotent and waits for readiness)."""
-    if subprocess.run([str(STACK), "status"], capture_output=True, check=False).returncode != 0:
-        subprocess.run([str(STACK), "start"], check=True)
-
-
 @app.command()
 def throughput(
     workers: int = typer.Option(4, help="telemetrygen workers"),
@@ -94,8 +61,8 @@ def throughput(
     child_spans: int = typer.Option(9, help="child spans per trace"),
 ) -> None:
     """Spans per CPU-second of the collector: OTLP in -> processors -> Jaeger export + span_metrics."""
-    _require_stack()
-    generator = _telemetrygen()
+    ensure_stack()
+    generator = _built("telemetrygen")
     before = _collector_metrics()
     started = time.monotonic()
     # A rate, not as-fast-as-possible: telemetrygen's own SDK queue drops what it cannot send,
@@ -121,7 +88,8 @@ def throughput(
             time.sleep(0.5)
     elapsed = time.monotonic() - started
     cpu = now["otelcol_process_cpu_seconds"] - before["otelcol_process_cpu_seconds"]
-    _save(
+    save(
+        RESULTS,
         "throughput",
         {
             "offered_spans": workers * rate * seconds * (1 + child_spans),
@@ -147,8 +115,8 @@ def burst(
     The stack's collector is replaced for the run by one with a small limit and a dead Jaeger
     endpoint (telemetrygen alone cannot outrun the collector on 2 cores), then restarted.
     """
-    _require_stack()
-    generator = _telemetrygen()
+    ensure_stack()
+    generator = _built("telemetrygen")
     supervisor = ServerProxy("http://127.0.0.1:9011/RPC2").supervisor  # the stack's supervisord
     config = REPO / "collector/otelcol-config.yaml"
     binary = subprocess.run(
@@ -194,7 +162,8 @@ def burst(
         collector.terminate()
         collector.wait(30)
         supervisor.startProcess("otelcol", True)
-    _save(
+    save(
+        RESULTS,
         "burst",
         {
             "memory_limit_mib": limit_mib,
@@ -227,7 +196,7 @@ def delay(
     schedule_delay_ms: int = typer.Option(0, help="sender OTEL_BSP_SCHEDULE_DELAY; 0: kit default"),
 ) -> None:
     """Span end -> searchable in Jaeger by trace id, for spans sent by a service using otel_kit."""
-    _require_stack()
+    ensure_stack()
     code = f"""
 import json, time, urllib.error, urllib.request, otel_kit
 from opentelemetry import trace
@@ -258,7 +227,8 @@ print(json.dumps(delays))
         [str(REPO / ".venv/bin/python"), "-c", code], env=env, capture_output=True, text=True, check=True
     )
     delays = sorted(json.loads(out.stdout.strip().splitlines()[-1]))
-    _save(
+    save(
+        RESULTS,
         f"delay_schedule_{schedule_delay_ms or 'kit_default'}",
         {
             "spans": spans,
@@ -279,7 +249,7 @@ def start(rounds: int = typer.Option(3, help="stop/start rounds")) -> None:
         started = time.monotonic()
         subprocess.run([str(STACK), "start"], check=True, capture_output=True)
         times.append(time.monotonic() - started)
-    _save("start", {"rounds": rounds, "seconds": [round(t, 1) for t in times]})
+    save(RESULTS, "start", {"rounds": rounds, "seconds": [round(t, 1) for t in times]})
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ was there before does not disturb them.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from mirakuru import HTTPExecutor
 
 REPO = Path(__file__).resolve().parents[1]
 STACK = REPO / "deploy/local/stack"
@@ -63,3 +65,22 @@ def stack() -> Iterator[None]:
     yield
     if not already_up:
         subprocess.run([str(STACK), "stop"], check=True)
+
+
+def start_app(app: str, port: int, env: dict[str, str], log: Path) -> HTTPExecutor:
+    """`uvicorn APP --port PORT` from the repo, ready once GET /health answers.
+
+    Output goes to `log`: a pipe nobody reads fills up and then blocks the server.
+    """
+    command = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
+    executor = HTTPExecutor(
+        command,
+        url=f"http://127.0.0.1:{port}/health",
+        method="GET",
+        timeout=60,
+        envvars=env,
+        cwd=str(REPO),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    return executor.start()

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build a pinned Go server of the local stack from its module: jaeger | minio | otelcol.
+# Build a pinned Go binary of the local stack from its module: jaeger | minio | otelcol, and
+# telemetrygen (the load generator benchmarks/stack.py drives the collector with).
 # Binaries, sources and Go caches live in a cache folder outside the repo; a build is reused
 # while its pin is unchanged. Prints the binary's path on its last line.
 set -euo pipefail
@@ -53,8 +54,20 @@ case "${1:-}" in
   otelcol)
     binary=$(bash "$here/../../collector/build.sh" | tail -n 1)
     ;;
+  telemetrygen)
+    version="v0.155.0"  # the collector's release line
+    binary="$cache/bin/telemetrygen-$version"
+    if [ ! -x "$binary" ]; then
+      need_go telemetrygen
+      echo "==> building telemetrygen $version" >&2
+      mkdir -p "$cache/bin/telemetrygen-build"
+      GONOSUMDB="github.com/open-telemetry/opentelemetry-collector-contrib" GOBIN="$cache/bin/telemetrygen-build" \
+        go install "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$version" >&2
+      mv "$cache/bin/telemetrygen-build/telemetrygen" "$binary"
+    fi
+    ;;
   *)
-    echo "usage: $0 jaeger|minio|otelcol" >&2
+    echo "usage: $0 jaeger|minio|otelcol|telemetrygen" >&2
     exit 2
     ;;
 esac

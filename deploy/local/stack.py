@@ -4,6 +4,8 @@ supervisord (a well-kept process manager) runs the servers, restarts none of the
 user's back, and writes each one's output to one log folder; this module only generates its
 config, checks ports and binaries before starting, and waits for each server's own
 readiness endpoint. Run it through deploy/local/stack, which installs what it needs first.
+(mirakuru, which the tests use for their own servers, does not fit here: it stops what it
+started when the starting process exits, and `start` must leave the stack running.)
 """
 
 from __future__ import annotations

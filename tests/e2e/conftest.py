@@ -12,11 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from mirakuru import HTTPExecutor
 
 from examples._shared import SETTLED_STATUS
 from tests.integration.servers import free_port
-from tests.stack_fixtures import REPO, eventually, prom_query
+from tests.stack_fixtures import REPO, eventually, prom_query, start_app
 
 ORDERS, EACH_FAULT = 70, 5
 
@@ -34,19 +33,7 @@ def shop_url(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     }
     executors = []
     for name in ("crm", "mes", "shop"):
-        command = [sys.executable, "-m", "uvicorn", f"examples.{name}.app:app", "--port", str(ports[name])]
-        executor = HTTPExecutor(
-            command,
-            url=f"http://127.0.0.1:{ports[name]}/health",
-            method="GET",
-            timeout=60,
-            envvars=env,
-            cwd=str(REPO),
-            stdout=(logs / f"{name}.log").open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        executor.start()
-        executors.append(executor)
+        executors.append(start_app(f"examples.{name}.app:app", ports[name], env, logs / f"{name}.log"))
     yield f"http://127.0.0.1:{ports['shop']}"
     for executor in executors:
         executor.stop()

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from mirakuru import HTTPExecutor
 
 from tests.integration.servers import free_port
-from tests.stack_fixtures import REPO
+from tests.stack_fixtures import start_app
 
 
 @dataclass
@@ -43,19 +40,7 @@ def services(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "OTEL_METRICS_EXPORTER": "otlp",
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
-        command = [sys.executable, "-m", "uvicorn", "tests.stack.services:app", "--port", str(ports[name])]
-        executor = HTTPExecutor(
-            command,
-            url=f"{urls[name]}/health",
-            method="GET",
-            timeout=60,
-            envvars=env,
-            cwd=str(REPO),
-            stdout=(logs / f"{name}.log").open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        executor.start()
-        executors.append(executor)
+        executors.append(start_app("tests.stack.services:app", ports[name], env, logs / f"{name}.log"))
     yield Services(urls["shop"], urls["mes"], urls["crm"], queue)
     for executor in executors:
         executor.stop()
