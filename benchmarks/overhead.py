@@ -64,7 +64,10 @@ def _mode_command(mode: str, port: int, zero_code_python: str) -> list[str]:
 
 
 def _mode_env(mode: str, otlp_endpoint: str, base: dict[str, str]) -> dict[str, str]:
-    env = {**base, "BENCH_MODE": mode, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint}
+    env = {**base, "BENCH_MODE": "kit" if mode.startswith("kit") else mode}
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
+    if mode == "kit-in-process":  # the batch processor's thread encodes and sends, as in the stock SDK
+        env["OTEL_KIT_EXPORT_PROCESS"] = "false"
     env.update(OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none", OTEL_SERVICE_NAME="bench")
     if mode == "zero-code":
         # opentelemetry-distro's own distro and configurator: the stock zero-code defaults.
@@ -120,7 +123,7 @@ def _servers() -> Iterator[dict[str, str]]:
 def throughput(
     collector_binary: Annotated[Path, typer.Option(envvar="BENCH_COLLECTOR")],
     zero_code_python: Annotated[str, typer.Option(envvar="BENCH_ZERO_CODE_PYTHON")],
-    modes: str = "bare,kit,zero-code",
+    modes: str = "bare,kit,kit-in-process,zero-code",
     endpoints: str = "trivial,realistic",
     dead_endpoint: Annotated[bool, typer.Option(help="also run the kit with its OTLP endpoint down")] = False,
     rounds: int = 3,

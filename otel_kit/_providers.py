@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+# Imported before the TracerProvider exists: the provider's fork hook starts a
+# ThreadPoolExecutor in the child, which deadlocks (a subprocess with preexec_fn never execs)
+# unless this module's own fork hook, registered on import, has already freed its lock.
+import concurrent.futures.thread  # noqa: F401
 import logging
 import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
@@ -25,7 +30,7 @@ from opentelemetry.sdk.resources import (
     get_aggregated_resources,
 )
 from opentelemetry.sdk.trace import TracerProvider, sampling
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from otel_kit._quiet import quiet_sdk_warnings
 from otel_kit._settings import ConfigError, Settings
@@ -96,9 +101,9 @@ def _sampler(settings: Settings) -> sampling.Sampler:
     }[settings.sampler]
 
 
-def _otlp_exporters(settings: Settings):
-    """The (span, metric, log) OTLP exporter classes for the chosen protocol, imported lazily."""
-    if settings.otlp_protocol == "grpc":
+def otlp_exporter_classes(protocol: str):
+    """The (span, metric, log) OTLP exporter classes for `grpc` or `http/protobuf`, imported lazily."""
+    if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -124,7 +129,7 @@ def _metric_readers(settings: Settings) -> tuple[list[MetricReader], int | None]
     if settings.metrics_exporter == "prometheus":
         return _prometheus_reader(settings)
     if settings.metrics_exporter == "otlp":
-        exporter = _otlp_exporters(settings)[1](**_endpoint_kwargs(settings, "metrics"))
+        exporter = otlp_exporter_classes(settings.otlp_protocol)[1](**_endpoint_kwargs(settings, "metrics"))
         return [PeriodicExportingMetricReader(exporter)], None
     if settings.metrics_exporter == "console":
         return [PeriodicExportingMetricReader(ConsoleMetricExporter())], None
@@ -148,6 +153,36 @@ def _prometheus_reader(settings: Settings) -> tuple[list[MetricReader], int | No
         )
         return [], None
     return [PrometheusMetricReader()], server.server_address[1]
+
+
+class _FlushingBatchSpanProcessor(BatchSpanProcessor):
+    """A batch span processor whose force_flush also waits for its exporter.
+
+    The stock one returns once its batches are handed to the exporter; the kit's exporter
+    hands them to a child process (otel_kit/_export_process.py), so "flushed" would not yet
+    mean "sent" — and a service flushing before it exits would lose them.
+    """
+
+    def __init__(self, exporter: SpanExporter, **kwargs: Any) -> None:
+        super().__init__(exporter, **kwargs)
+        self._exporter = exporter
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        handed_over = super().force_flush(timeout_millis)
+        return self._exporter.force_flush(timeout_millis or 30_000) and handed_over
+
+
+def _span_exporter(settings: Settings) -> SpanExporter:
+    kwargs = _endpoint_kwargs(settings, "traces")
+
+    def in_process():
+        return otlp_exporter_classes(settings.otlp_protocol)[0](**kwargs)
+
+    if not settings.export_process:
+        return in_process()
+    from otel_kit._export_process import ProcessSpanExporter
+
+    return ProcessSpanExporter(settings.otlp_protocol, kwargs.get("endpoint"), in_process)
 
 
 def build(settings: Settings) -> Providers:
@@ -205,10 +240,10 @@ def _build(settings: Settings) -> Providers:
         BaggageSpanProcessor(frozenset(settings.baggage_span_attributes).__contains__)
     )
     if settings.traces_exporter == "otlp":
-        exporter = _otlp_exporters(settings)[0](**_endpoint_kwargs(settings, "traces"))
+        exporter = _span_exporter(settings)
         with _counting_drops():
             tracer_provider.add_span_processor(
-                BatchSpanProcessor(
+                _FlushingBatchSpanProcessor(
                     exporter, schedule_delay_millis=_schedule_delay_ms(), meter_provider=meter_provider
                 )
             )
@@ -217,7 +252,7 @@ def _build(settings: Settings) -> Providers:
 
     logger_provider = LoggerProvider(resource=resource)
     if settings.logs_exporter == "otlp":
-        exporter = _otlp_exporters(settings)[2](**_endpoint_kwargs(settings, "logs"))
+        exporter = otlp_exporter_classes(settings.otlp_protocol)[2](**_endpoint_kwargs(settings, "logs"))
         logger_provider.add_log_record_processor(
             BatchLogRecordProcessor(exporter, meter_provider=meter_provider)
         )

@@ -156,6 +156,7 @@ class Settings:
         "OTEL_KIT_BAGGAGE_SPAN_ATTRIBUTES", parse=_name_list, default=("order.id",)
     )
     trust_incoming_context: bool = _spec("OTEL_KIT_TRUST_INCOMING_CONTEXT", parse=_bool, default=True)
+    export_process: bool = _spec("OTEL_KIT_EXPORT_PROCESS", parse=_bool, default=True)
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:

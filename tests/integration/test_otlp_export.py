@@ -1,4 +1,5 @@
-"""Spans and log records reach the real collector over OTLP gRPC (default) and http/protobuf."""
+"""Spans and log records reach the real collector over OTLP gRPC (default) and http/protobuf,
+spans exported from the kit's child process (default) and from the service itself."""
 
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
         yield Collector(grpc, http, log)
 
 
+@pytest.mark.parametrize("export_process", ["true", "false"], ids=["child-process", "in-process"])
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
-def test_spans_and_logs_arrive_with_resource_and_order(collector, protocol):
+def test_spans_and_logs_arrive_with_resource_and_order(collector, protocol, export_process):
     marker = f"export-{uuid.uuid4().hex[:8]}"
     port = collector.grpc if protocol == "grpc" else collector.http
     result = run_python(
@@ -73,6 +75,7 @@ def test_spans_and_logs_arrive_with_resource_and_order(collector, protocol):
         env={
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
             "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_KIT_EXPORT_PROCESS": export_process,
         },
     )
     assert result.returncode == 0, result.stderr
@@ -80,3 +83,34 @@ def test_spans_and_logs_arrive_with_resource_and_order(collector, protocol):
     output = collector.wait_for(f"Name           : {marker}")
     assert f"order.id: Str({marker}-order)" in output
     assert "service.name: Str(shop)" in output
+
+
+def test_spans_after_the_export_process_died_still_arrive(collector):
+    marker = f"restart-{uuid.uuid4().hex[:8]}"
+    result = run_python(
+        f"""
+        import otel_kit
+        from opentelemetry import trace
+        kit = otel_kit.init("shop", metrics_exporter="none", logs_exporter="none")
+        batch = kit.providers.tracer_provider._active_span_processor._span_processors[-1]
+        exporter = batch._batch_processor._exporter
+        exporter._restart_backoff_s = 0  # the child below died at once; restart without the crash-loop pause
+        tracer = trace.get_tracer("t")
+        tracer.start_span("{marker}-before").end()
+        assert kit.providers.tracer_provider.force_flush()
+        first = exporter._proc
+        first.kill()
+        first.wait()
+        tracer.start_span("{marker}-after").end()
+        assert kit.providers.tracer_provider.force_flush()
+        print(first.pid, exporter._proc.pid)
+        otel_kit.shutdown()
+        """,
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.grpc}"},
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.split()
+    assert first != second
+    assert "the span export process exited" in result.stderr
+    collector.wait_for(f"Name           : {marker}-before")
+    collector.wait_for(f"Name           : {marker}-after")

@@ -176,9 +176,10 @@ def test_spans_are_exported_every_second_unless_the_env_says_otherwise(env, expe
         """
         import otel_kit
         from opentelemetry import trace
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
         otel_kit.init("shop", metrics_exporter="none")
         [batch] = [p for p in trace.get_tracer_provider()._active_span_processor._span_processors
-                   if type(p).__name__ == "BatchSpanProcessor"]
+                   if isinstance(p, BatchSpanProcessor)]
         print(int(batch._batch_processor._schedule_delay_millis))
         """,
         env=env,

@@ -1,0 +1,357 @@
+"""Export spans from a child process, so OTLP encoding and sending leave the service's GIL.
+
+Measured here (benchmarks/README.md): turning a finished span into OTLP protobuf and
+sending it costs ~100 us of Python in the batch processor's thread, and that thread holds
+the GIL the request threads need; on a trivial FastAPI request it was half of the kit's
+overhead. Handing the span to a child process as a plain tuple, pickled in C, costs ~9 us;
+the child (`python -m otel_kit._export_process`) rebuilds it and runs the stock OTLP
+exporter. No OpenTelemetry package exports from another process, hence this module.
+
+The batch processor in the service keeps its bounded queue, drop counting and flushing;
+this exporter only hands its batches over a pipe. A child that is slow (collector down,
+retrying) fills the pipe, then the queue, and spans are dropped and counted there; a child
+that dies is restarted for the next batch; one that cannot start at all leaves the service
+exporting in-process, as without this module. Turn it off with OTEL_KIT_EXPORT_PROCESS=false.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+_log = logging.getLogger("otel_kit")
+_START_FAILURES_BEFORE_FALLBACK = 3
+
+# ---- the wire format: plain tuples, cheap to build and to pickle -------------------------
+
+
+def to_wire(spans: Sequence[ReadableSpan]) -> tuple[list, list, list]:
+    """(resources, scopes, rows): each span as a tuple, its resource and scope by index."""
+    resource_index: dict[int, int] = {}
+    scope_index: dict[int, int] = {}
+    resources: list = []
+    scopes: list = []
+    rows: list = []
+    for span in spans:
+        resource = span.resource
+        r = resource_index.get(id(resource))
+        if r is None:
+            r = resource_index[id(resource)] = len(resources)
+            resources.append((dict(resource.attributes), resource.schema_url))
+        scope = span.instrumentation_scope
+        s = scope_index.get(id(scope))
+        if s is None:
+            s = scope_index[id(scope)] = len(scopes)
+            scopes.append(
+                None
+                if scope is None
+                else (scope.name, scope.version, scope.schema_url, dict(scope.attributes or {}))
+            )
+        context = span.context
+        parent = span.parent
+        status = span.status
+        rows.append(
+            (
+                span.name,
+                context.trace_id,
+                context.span_id,
+                context.trace_flags,
+                list(context.trace_state.items()) if context.trace_state else None,
+                parent.span_id if parent is not None else None,
+                parent.is_remote if parent is not None else False,
+                span.kind.value,
+                span.start_time,
+                span.end_time,
+                dict(span.attributes),
+                span.dropped_attributes,
+                status.status_code.value,
+                status.description,
+                [(e.name, e.timestamp, dict(e.attributes or {}), e.dropped_attributes) for e in span.events],
+                span.dropped_events,
+                [
+                    (
+                        link.context.trace_id,
+                        link.context.span_id,
+                        link.context.trace_flags,
+                        link.context.is_remote,
+                        dict(link.attributes or {}),
+                        link.dropped_attributes,
+                    )
+                    for link in span.links
+                ],
+                span.dropped_links,
+                r,
+                s,
+            )
+        )
+    return resources, scopes, rows
+
+
+def from_wire(resources: list, scopes: list, rows: list) -> list[ReadableSpan]:
+    """The spans `to_wire` described, as ReadableSpans the OTLP encoder reads the same way."""
+    sdk_resources = [Resource(attributes, schema_url) for attributes, schema_url in resources]
+    sdk_scopes = [
+        None if scope is None else InstrumentationScope(scope[0], scope[1], scope[2], scope[3] or None)
+        for scope in scopes
+    ]
+    spans = []
+    for row in rows:
+        (name, trace_id, span_id, flags, state, parent_id, parent_remote, kind, start, end, attributes,
+         dropped_attributes, status_code, status_description, events, dropped_events, links,
+         dropped_links, r, s) = row  # fmt: skip
+        spans.append(
+            ReadableSpan(
+                name=name,
+                context=SpanContext(
+                    trace_id, span_id, False, TraceFlags(flags), TraceState(state) if state else None
+                ),
+                parent=SpanContext(trace_id, parent_id, parent_remote) if parent_id is not None else None,
+                resource=sdk_resources[r],
+                attributes=_attributes(attributes, dropped_attributes),
+                events=_bounded([Event(n, _attributes(a, d), ts) for n, ts, a, d in events], dropped_events),
+                links=_bounded(
+                    [
+                        Link(SpanContext(t, sid, remote, TraceFlags(f)), _attributes(a, d))
+                        for t, sid, f, remote, a, d in links
+                    ],
+                    dropped_links,
+                ),
+                kind=SpanKind(kind),
+                status=Status(StatusCode(status_code), status_description),
+                start_time=start,
+                end_time=end,
+                instrumentation_scope=sdk_scopes[s],
+            )
+        )
+    return spans
+
+
+def _attributes(values: dict, dropped: int) -> Any:
+    if not dropped:
+        return values
+    bounded = BoundedAttributes(maxlen=None, attributes=values, immutable=False)
+    bounded.dropped = dropped
+    return bounded
+
+
+def _bounded(items: list, dropped: int) -> Any:
+    if not dropped:
+        return items
+    bounded = BoundedList.from_seq(None, items)
+    bounded.dropped = dropped
+    return bounded
+
+
+# ---- the service's side -----------------------------------------------------------------
+
+
+class ProcessSpanExporter(SpanExporter):
+    """Hands each batch to a child process that exports it over OTLP.
+
+    `protocol` and `endpoint` are what the child's exporter gets (`endpoint` None: it reads
+    OTEL_EXPORTER_OTLP_* itself). `in_process` builds the exporter used when no child can
+    be started.
+    """
+
+    def __init__(self, protocol: str, endpoint: str | None, in_process: Callable[[], SpanExporter]) -> None:
+        self._argv = [sys.executable, "-m", __name__, protocol] + ([endpoint] if endpoint else [])
+        self._in_process = in_process
+        self._fallback: SpanExporter | None = None
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._start_failures = 0
+        self._restart_backoff_s = 5.0  # a child that keeps dying is not restarted more often
+        self._next_start = 0.0
+        self._flushes = 0
+        self._shutdown = False
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget_parents_child)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown:
+            return SpanExportResult.FAILURE
+        with self._lock:
+            if self._fallback is None:
+                proc = self._running_child()
+                if proc is not None:
+                    return self._send(proc, ("spans", *to_wire(spans)))
+        if self._fallback is not None:
+            return self._fallback.export(spans)
+        return SpanExportResult.FAILURE  # the child is restarting; this batch is lost
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """True once the child has exported everything handed to it before this call."""
+        if self._fallback is not None:
+            return self._fallback.force_flush(timeout_millis)
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._lock:
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                return True  # nothing handed over is pending
+            self._flushes += 1
+            token = self._flushes
+            if self._send(proc, ("flush", token)) is not SpanExportResult.SUCCESS:
+                return False
+            return _await_token(proc, token, deadline)
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        self._shutdown = True
+        if self._fallback is not None:
+            self._fallback.shutdown()
+        # A writer stuck on a wedged child holds the lock; killing the child frees it.
+        if not self._lock.acquire(timeout=min(5.0, timeout_millis / 1000)):
+            if self._proc is not None:
+                self._proc.kill()
+            self._lock.acquire()
+        try:
+            proc, self._proc = self._proc, None
+            if proc is None:
+                return
+            _close(proc.stdin)  # end of input: the child exports what it has and exits
+            try:
+                proc.wait(timeout=max(1.0, timeout_millis / 1000))
+            except subprocess.TimeoutExpired:
+                _log.warning("otel_kit: the span export process did not finish in time; stopping it")
+                proc.kill()
+                proc.wait()
+            _close(proc.stdout)
+        finally:
+            self._lock.release()
+
+    def _running_child(self) -> subprocess.Popen | None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            return proc
+        if proc is not None:
+            _log.warning(
+                "otel_kit: the span export process exited (status %s); starting a new one", proc.returncode
+            )
+            _close(proc.stdin)
+            _close(proc.stdout)
+            self._proc = None
+        if time.monotonic() < self._next_start:
+            return None
+        try:
+            self._proc = subprocess.Popen(
+                self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_child_env(), bufsize=0
+            )
+            self._start_failures = 0
+        except OSError as exc:
+            self._start_failures += 1
+            self._next_start = time.monotonic() + self._restart_backoff_s
+            if self._start_failures >= _START_FAILURES_BEFORE_FALLBACK:
+                _log.warning(
+                    "otel_kit: cannot start the span export process (%s); exporting in-process instead. "
+                    "Set OTEL_KIT_EXPORT_PROCESS=false to skip trying.",
+                    exc,
+                )
+                self._fallback = self._in_process()
+            return None
+        self._next_start = time.monotonic() + self._restart_backoff_s
+        return self._proc
+
+    def _send(self, proc: subprocess.Popen, message: tuple) -> SpanExportResult:
+        try:
+            _write_all(proc.stdin, pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        except (BrokenPipeError, ValueError, OSError):  # the child died; the next batch restarts it
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def _forget_parents_child(self) -> None:
+        """In a forked worker: the child belongs to the parent; this worker starts its own.
+
+        Our copy of the parent's pipe is closed, or the parent's child would never see its
+        input end when the parent shuts down.
+        """
+        self._lock = threading.Lock()
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _close(proc.stdin)
+            _close(proc.stdout)
+        self._next_start = 0.0
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Under opentelemetry-instrument, its sitecustomize would set up telemetry in the child too.
+    paths = env.get("PYTHONPATH", "").split(os.pathsep)
+    kept = [p for p in paths if p and not p.rstrip("/").endswith("auto_instrumentation")]
+    env["PYTHONPATH"] = os.pathsep.join(kept)
+    env["OTEL_SDK_DISABLED"] = "true"
+    return env
+
+
+def _write_all(pipe: Any, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[pipe.write(view) :]
+
+
+def _await_token(proc: subprocess.Popen, token: int, deadline: float) -> bool:
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([proc.stdout], [], [], left)
+        if not ready:
+            return False
+        try:
+            if pickle.load(proc.stdout) == token:
+                return True
+        except (EOFError, pickle.UnpicklingError, OSError):
+            return False  # the child died before exporting all of it
+    return False
+
+
+def _close(pipe: Any) -> None:
+    if pipe is not None:
+        with contextlib.suppress(OSError):
+            pipe.close()
+
+
+# ---- the child's side -------------------------------------------------------------------
+
+
+def _child_main(argv: list[str]) -> None:
+    # The child lives exactly as long as its input: a Ctrl-C or SIGTERM to the whole group
+    # must not kill it before the service has handed over its last spans.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(format="otel_kit span export process: %(levelname)s %(name)s: %(message)s")
+    from otel_kit._providers import otlp_exporter_classes
+    from otel_kit._quiet import quiet_sdk_warnings
+
+    quiet_sdk_warnings()
+    protocol, endpoint = argv[0], argv[1] if len(argv) > 1 else None
+    exporter = otlp_exporter_classes(protocol)[0](**({"endpoint": endpoint} if endpoint else {}))
+    source, replies = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        try:
+            message = pickle.load(source)
+        except (EOFError, pickle.UnpicklingError):
+            break  # input closed, or the service died mid-batch: export nothing half-read
+        if message[0] == "spans":
+            exporter.export(from_wire(*message[1:]))
+        elif message[0] == "flush":
+            replies.write(pickle.dumps(message[1]))
+            replies.flush()
+    exporter.shutdown()
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1:])

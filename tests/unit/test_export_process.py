@@ -1,0 +1,216 @@
+"""Span export from a child process: the wire format loses nothing, the child's lifecycle holds."""
+
+from __future__ import annotations
+
+# Before any TracerProvider: its fork hook runs a ThreadPoolExecutor in forked children, and
+# deadlocks there if concurrent.futures.thread (whose hook frees that executor's lock in the
+# child) registered its hook after it. otel_kit._providers imports it first for the same reason.
+import concurrent.futures.thread  # noqa: F401
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+from otel_kit._export_process import ProcessSpanExporter, from_wire, to_wire
+from tests.helpers import run_python
+from tests.integration.servers import free_port
+
+
+def _spans() -> list[ReadableSpan]:
+    """Spans using every field the OTLP encoder reads, including dropped counts."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource({"service.name": "shop", "service.instance.id": "h-1"}, "https://schema/1"),
+        span_limits=SpanLimits(max_span_attributes=3, max_events=2, max_links=1, max_event_attributes=1),
+    )
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    remote = SpanContext(
+        0x0AF7651916CD43DD8448EB211C80319C,
+        0xB7AD6B7169203331,
+        is_remote=True,
+        trace_flags=TraceFlags(1),
+        trace_state=TraceState([("vendor", "x1")]),
+    )
+    http = provider.get_tracer("http", "1.2", schema_url="https://schema/http", attributes={"lib": "h"})
+    db = provider.get_tracer("db")
+    link = Link(SpanContext(0x1234, 0x5678, is_remote=True), {"why": "refused parent"})
+    extra = Link(SpanContext(0x9ABC, 0xDEF0, is_remote=False))
+    with http.start_as_current_span(
+        "POST /orders",
+        context=trace.set_span_in_context(trace.NonRecordingSpan(remote)),
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": "POST", "http.route": "/orders", "tags": ("a", "b")},
+        links=[link, extra],
+    ) as server:
+        server.set_attribute("over.limit", 1)  # dropped: 3 attributes at most
+        server.add_event("retry", {"attempt": 2, "dropped": True})
+        server.add_event("e2")
+        server.add_event("e3")  # dropped: 2 events at most
+        with db.start_as_current_span(
+            "INSERT orders", kind=SpanKind.CLIENT, attributes={"rows": 1.5}
+        ) as db_span:
+            db_span.set_status(Status(StatusCode.ERROR, "unique violation"))
+    return list(memory.get_finished_spans())
+
+
+def test_spans_sent_through_the_wire_encode_to_the_same_otlp_bytes():
+    spans = _spans()
+    assert spans[1].dropped_attributes == 1
+    assert spans[1].dropped_events == 1
+    assert spans[1].dropped_links == 1
+
+    rebuilt = from_wire(*to_wire(spans))
+
+    assert encode_spans(rebuilt).SerializeToString() == encode_spans(spans).SerializeToString()
+
+
+@pytest.fixture
+def exporter(monkeypatch) -> ProcessSpanExporter:
+    # Nothing listens there: the child's export fails fast, which is all these tests need.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    exporter = ProcessSpanExporter("grpc", f"http://127.0.0.1:{free_port()}", _no_fallback)
+    exporter._restart_backoff_s = 0.0
+    yield exporter
+    exporter.shutdown(timeout_millis=10_000)
+
+
+def _no_fallback():
+    raise AssertionError("the in-process fallback was used")
+
+
+def test_flush_waits_for_the_child_and_shutdown_ends_it(exporter):
+    assert exporter.export(_spans()) is SpanExportResult.SUCCESS
+    proc = exporter._proc
+    assert proc is not None
+    assert proc.poll() is None
+
+    assert exporter.force_flush(timeout_millis=20_000) is True
+    exporter.shutdown(timeout_millis=20_000)
+
+    assert proc.returncode == 0
+    assert exporter.export(_spans()) is SpanExportResult.FAILURE  # after shutdown, nothing is sent
+
+
+def test_a_child_that_died_is_replaced_for_the_next_batch(exporter):
+    exporter.export(_spans())
+    first = exporter._proc
+    first.kill()
+    first.wait()
+
+    assert exporter.export(_spans()) is SpanExportResult.SUCCESS
+    assert exporter._proc.pid != first.pid
+    assert exporter.force_flush(timeout_millis=20_000) is True
+
+
+def test_a_child_that_cannot_start_leaves_export_in_process(monkeypatch):
+    in_process = InMemorySpanExporter()
+    exporter = ProcessSpanExporter("grpc", None, lambda: in_process)
+    exporter._restart_backoff_s = 0.0
+    exporter._argv = [str(Path("/nonexistent/python"))]
+    spans = _spans()
+
+    results = [exporter.export(spans) for _ in range(3)]
+
+    assert results == [SpanExportResult.FAILURE, SpanExportResult.FAILURE, SpanExportResult.SUCCESS]
+    assert list(in_process.get_finished_spans()) == spans
+    exporter.shutdown()
+
+
+def _state(pid: int) -> str | None:
+    """The process's state letter, or None once it is gone (a zombie is 'Z')."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+def _wait_gone(pid: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _state(pid) in (None, "Z"):
+            return True
+        time.sleep(0.1)  # polling for an exit with a deadline
+    return False
+
+
+_KIT_WITH_DEAD_ENDPOINT = """
+import os, signal, otel_kit
+from opentelemetry import trace
+kit = otel_kit.init("shop", metrics_exporter="none", logs_exporter="none")
+processor = kit.providers.tracer_provider._active_span_processor._span_processors[-1]
+exporter = processor._batch_processor._exporter
+trace.get_tracer("t").start_span("first").end()
+kit.providers.tracer_provider.force_flush()
+"""
+
+
+def _dead_endpoint_env() -> dict[str, str]:
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+    }
+
+
+def test_the_child_exits_when_the_service_is_killed():
+    result = run_python(
+        _KIT_WITH_DEAD_ENDPOINT
+        + """
+print(exporter._proc.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+""",
+        env=_dead_endpoint_env(),
+    )
+    assert result.returncode == -signal.SIGKILL
+    child = int(result.stdout.split()[0])
+    assert _wait_gone(child), f"export process {child} outlived the service"
+
+
+def test_a_forked_worker_starts_its_own_child_and_the_parents_still_ends():
+    result = run_python(
+        _KIT_WITH_DEAD_ENDPOINT
+        + """
+parent_child = exporter._proc.pid
+pid = os.fork()
+if pid == 0:
+    trace.get_tracer("t").start_span("in the worker").end()
+    ok = kit.providers.tracer_provider.force_flush()
+    print("worker", exporter._proc.pid, ok, flush=True)
+    otel_kit.shutdown()
+    os._exit(0)
+os.waitpid(pid, 0)
+print("parent", parent_child, exporter._proc.pid, flush=True)
+otel_kit.shutdown()
+""",
+        env=_dead_endpoint_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    worker_child, flushed = lines["worker"].split()
+    parent_child, still = lines["parent"].split()
+    assert flushed == "True"
+    assert worker_child != parent_child
+    assert still == parent_child
+    assert _wait_gone(int(parent_child))
+    assert _wait_gone(int(worker_child))
+
+
+def test_sigint_to_the_group_does_not_kill_the_child_before_the_last_spans(exporter):
+    exporter.export(_spans())
+    proc = exporter._proc
+    assert exporter.force_flush(timeout_millis=20_000)  # the child is up and has set its signals
+
+    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, signal.SIGTERM)
+
+    assert exporter.export(_spans()) is SpanExportResult.SUCCESS
+    assert exporter.force_flush(timeout_millis=20_000) is True
+    assert exporter._proc is proc
