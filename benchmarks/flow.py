@@ -41,13 +41,16 @@ def _stack_without_demo_services() -> None:
             supervisor.stopProcess(f"example-{name}", True)
 
 
-def _services(telemetry: bool) -> list[HTTPExecutor]:
+def _services(mode: str) -> list[HTTPExecutor]:
+    """off: OTEL_SDK_DISABLED=true; on: kit defaults; on-in-process: spans exported by the service itself."""
+    telemetry = mode != "off"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
         "OTEL_METRICS_EXPORTER": "otlp",
         "OTEL_SDK_DISABLED": "false" if telemetry else "true",
         "CRM_URL": f"http://127.0.0.1:{PORTS['crm']}",
+        "OTEL_KIT_EXPORT_PROCESS": "false" if mode == "on-in-process" else "true",
     }
     executors = []
     for name in ("crm", "mes", "shop"):
@@ -82,13 +85,14 @@ def throughput(
     orders: int = typer.Option(300, help="Orders per run."),
     rounds: int = typer.Option(3, help="Interleaved on/off rounds; the median is reported."),
     concurrency: int = typer.Option(8, help="Orders placed at once."),
+    modes: str = typer.Option("off,on,on-in-process", help="off, on (kit defaults), on-in-process."),
 ) -> None:
     """Healthy orders per second end to end, telemetry on vs off."""
     _stack_without_demo_services()
-    rates: dict[str, list[float]] = {"off": [], "on": []}
+    rates: dict[str, list[float]] = {mode: [] for mode in modes.split(",")}
     for _ in range(rounds):
-        for mode in ("off", "on"):
-            executors = _services(telemetry=mode == "on")
+        for mode in rates:
+            executors = _services(mode)
             try:
                 _run_orders(20, concurrency)  # warm-up: connections, first-call imports
                 rates[mode].append(_run_orders(orders, concurrency))
@@ -96,20 +100,14 @@ def throughput(
                 for executor in reversed(executors):
                     executor.stop()
             console.print(f"{mode}: {rates[mode][-1]:.1f} orders/s")
-    off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
-    save(
-        RESULTS,
-        "throughput",
-        {
-            "orders_per_run": orders,
-            "concurrency": concurrency,
-            "orders_per_second_off": [round(r, 1) for r in rates["off"]],
-            "orders_per_second_on": [round(r, 1) for r in rates["on"]],
-            "median_off": round(off, 1),
-            "median_on": round(on, 1),
-            "ratio_on_to_off": round(on / off, 2),
-        },
-    )
+    medians = {mode: statistics.median(values) for mode, values in rates.items()}
+    result: dict = {"orders_per_run": orders, "concurrency": concurrency}
+    for mode, values in rates.items():
+        result[f"orders_per_second_{mode}"] = [round(r, 1) for r in values]
+        result[f"median_{mode}"] = round(medians[mode], 1)
+        if mode != "off" and "off" in medians:
+            result[f"ratio_{mode}_to_off"] = round(medians[mode] / medians["off"], 2)
+    save(RESULTS, "throughput", result)
 
 
 @app.command("trace-time")
@@ -124,7 +122,7 @@ def trace_time(
     stored = len(httpx.get(f"{jaeger}/api/traces", params=search, timeout=120).json()["data"])
     if stored < in_jaeger:
         console.print(f"Jaeger holds {stored} shop traces; placing {in_jaeger - stored} more orders")
-        executors = _services(telemetry=True)
+        executors = _services("on")
         try:
             _run_orders(in_jaeger - stored, concurrency=8)
         finally:
