@@ -157,7 +157,8 @@ def soak(
     endpoint: str = "realistic",
     output: Path = ROOT / "benchmarks" / "results" / "soak.json",
 ) -> None:
-    """The kit with its OTLP endpoint down under steady load: resident memory every `step` seconds."""
+    """The kit with its OTLP endpoint down under steady load: resident memory every `step` seconds
+    (the service and its span export process)."""
     with _servers() as base:
         env = _mode_env("kit", f"http://127.0.0.1:{free_port()}", base)
         port = free_port()
@@ -175,13 +176,22 @@ def soak(
             url = f"http://127.0.0.1:{port}{ENDPOINTS[endpoint]}"
             for elapsed in range(step, seconds + 1, step):
                 rps = _wrk(url, step, 16)
-                rss = _rss_mib(pid)
-                samples.append((elapsed, rps, rss))
-                console.log(f"{elapsed:4d} s  {rps:7.0f} req/s  RSS {rss:6.1f} MiB")
+                rss, child_rss = _rss_mib(pid), sum(_rss_mib(child) for child in _children(pid))
+                samples.append((elapsed, rps, rss, child_rss))
+                console.log(
+                    f"{elapsed:4d} s {rps:7.0f} req/s  RSS {rss:6.1f} MiB, export {child_rss:6.1f} MiB"
+                )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(samples))
     first, last = samples[0][2], samples[-1][2]
     Console().print(f"RSS after {samples[0][0]} s: {first:.1f} MiB, after {samples[-1][0]} s: {last:.1f} MiB")
+    Console().print(f"export process: {samples[0][3]:.1f} MiB, then {samples[-1][3]:.1f} MiB")
+
+
+def _children(pid: int) -> list[int]:
+    """The service's child processes: the kit's span export process."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
 
 
 def _rss_mib(pid: int) -> float:

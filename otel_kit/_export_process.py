@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -195,7 +196,8 @@ class ProcessSpanExporter(SpanExporter):
         self._flushes = 0
         self._shutdown = False
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._forget_parents_child)
+            forget = weakref.WeakMethod(self._forget_parents_child)  # the hook must not keep us alive
+            os.register_at_fork(after_in_child=lambda: (method := forget()) and method())
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
