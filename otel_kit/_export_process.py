@@ -360,7 +360,10 @@ def _child_main(argv: list[str]) -> None:
         except (EOFError, pickle.UnpicklingError):
             break  # input closed, or the service died mid-batch: export nothing half-read
         if message[0] == "spans":
-            exporter.export(from_wire(*message[1:]))
+            try:
+                exporter.export(from_wire(*message[1:]))
+            except Exception:  # one bad batch costs that batch, not the process
+                logging.getLogger("otel_kit").exception("a batch of spans could not be exported")
         elif message[0] == "flush":
             replies.write(pickle.dumps(message[1]))
             replies.flush()

@@ -214,3 +214,14 @@ def test_sigint_to_the_group_does_not_kill_the_child_before_the_last_spans(expor
     assert exporter.export(_spans()) is SpanExportResult.SUCCESS
     assert exporter.force_flush(timeout_millis=20_000) is True
     assert exporter._proc is proc
+
+
+def test_a_batch_the_child_cannot_read_costs_that_batch_not_the_child(exporter):
+    exporter.export(_spans())
+    proc = exporter._proc
+
+    assert exporter._send(proc, ("spans", [], [], [("not", "a", "span")])) is SpanExportResult.SUCCESS
+    assert exporter.force_flush(timeout_millis=20_000) is True
+
+    assert exporter._proc is proc
+    assert proc.poll() is None
