@@ -185,7 +185,8 @@ class ProcessSpanExporter(SpanExporter):
     """
 
     def __init__(self, protocol: str, endpoint: str | None, in_process: Callable[[], SpanExporter]) -> None:
-        self._argv = [sys.executable, "-m", __name__, protocol] + ([endpoint] if endpoint else [])
+        self._argv = [sys.executable, "-m", __name__, protocol]
+        self._endpoint = endpoint
         self._in_process = in_process
         self._fallback: SpanExporter | None = None
         self._lock = threading.Lock()
@@ -265,7 +266,11 @@ class ProcessSpanExporter(SpanExporter):
             return None
         try:
             self._proc = subprocess.Popen(
-                self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_child_env(), bufsize=0
+                self._argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=_child_env(self._endpoint),
+                bufsize=0,
             )
             self._start_failures = 0
         except OSError as exc:
@@ -303,8 +308,10 @@ class ProcessSpanExporter(SpanExporter):
         self._next_start = 0.0
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(endpoint: str | None) -> dict[str, str]:
     env = dict(os.environ)
+    if endpoint:  # by environment, not argv: `ps` shows argv to every user of the host
+        env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = endpoint
     # Under opentelemetry-instrument, its sitecustomize would set up telemetry in the child too.
     paths = env.get("PYTHONPATH", "").split(os.pathsep)
     kept = [p for p in paths if p and not p.rstrip("/").endswith("auto_instrumentation")]
@@ -351,8 +358,7 @@ def _child_main(argv: list[str]) -> None:
     from otel_kit._quiet import quiet_sdk_warnings
 
     quiet_sdk_warnings()
-    protocol, endpoint = argv[0], argv[1] if len(argv) > 1 else None
-    exporter = otlp_exporter_classes(protocol)[0](**({"endpoint": endpoint} if endpoint else {}))
+    exporter = otlp_exporter_classes(argv[0])[0]()  # endpoint, headers...: OTEL_EXPORTER_OTLP_*
     source, replies = sys.stdin.buffer, sys.stdout.buffer
     while True:
         try:

@@ -160,7 +160,7 @@ class _FlushingBatchSpanProcessor(BatchSpanProcessor):
 
     The stock one returns once its batches are handed to the exporter; the kit's exporter
     hands them to a child process (otel_kit/_export_process.py), so "flushed" would not yet
-    mean "sent" — and a service flushing before it exits would lose them.
+    mean "sent" to whoever flushes and then looks for the spans (tests, short jobs, the CLI).
     """
 
     def __init__(self, exporter: SpanExporter, **kwargs: Any) -> None:

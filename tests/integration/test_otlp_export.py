@@ -114,3 +114,22 @@ def test_spans_after_the_export_process_died_still_arrive(collector):
     assert "the span export process exited" in result.stderr
     collector.wait_for(f"Name           : {marker}-before")
     collector.wait_for(f"Name           : {marker}-after")
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_an_endpoint_given_to_init_wins_over_the_environment_in_the_export_process(collector, protocol):
+    marker = f"argument-{uuid.uuid4().hex[:8]}"
+    port = collector.grpc if protocol == "grpc" else collector.http
+    result = run_python(
+        f"""
+        import otel_kit
+        from opentelemetry import trace
+        otel_kit.init("shop", metrics_exporter="none", logs_exporter="none",
+                      otlp_endpoint="http://127.0.0.1:{port}", otlp_protocol="{protocol}")
+        trace.get_tracer("t").start_span("{marker}").end()
+        otel_kit.shutdown()
+        """,
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}"},  # nothing listens
+    )
+    assert result.returncode == 0, result.stderr
+    collector.wait_for(f"Name           : {marker}")
