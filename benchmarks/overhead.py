@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import psutil
 import psycopg2
 import typer
 from mirakuru import HTTPExecutor, TCPExecutor
@@ -176,7 +177,10 @@ def soak(
             url = f"http://127.0.0.1:{port}{ENDPOINTS[endpoint]}"
             for elapsed in range(step, seconds + 1, step):
                 rps = _wrk(url, step, 16)
-                rss, child_rss = _rss_mib(pid), sum(_rss_mib(child) for child in _children(pid))
+                service = psutil.Process(pid)
+                rss = _mib(service.memory_info().rss)
+                exporters = service.children()  # the span export process
+                child_rss = sum(_mib(child.memory_info().rss) for child in exporters)
                 samples.append((elapsed, rps, rss, child_rss))
                 console.log(
                     f"{elapsed:4d} s {rps:7.0f} req/s  RSS {rss:6.1f} MiB, export {child_rss:6.1f} MiB"
@@ -188,15 +192,8 @@ def soak(
     Console().print(f"export process: {samples[0][3]:.1f} MiB, then {samples[-1][3]:.1f} MiB")
 
 
-def _children(pid: int) -> list[int]:
-    """The service's child processes: the kit's span export process."""
-    tasks = Path(f"/proc/{pid}/task").iterdir()
-    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
-
-
-def _rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+def _mib(size: int) -> float:
+    return size / 2**20
 
 
 def _report(results: dict[str, dict[str, list[float]]]) -> None:

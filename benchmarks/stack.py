@@ -18,10 +18,10 @@ import statistics
 import subprocess
 import time
 from collections import defaultdict
-from pathlib import Path
 from xmlrpc.client import ServerProxy
 
 import httpx
+import psutil
 import typer
 
 from benchmarks._common import REPO, STACK, console, ensure_stack, save
@@ -154,7 +154,7 @@ def burst(
         )  # fmt: skip
         peak_rss = 0.0
         while load.poll() is None:
-            peak_rss = max(peak_rss, _rss_mib(collector.pid))
+            peak_rss = max(peak_rss, psutil.Process(collector.pid).memory_info().rss / 2**20)
             time.sleep(0.2)
         after = _collector_metrics()
         alive = collector.poll() is None and _ready("http://127.0.0.1:13133/")
@@ -181,13 +181,6 @@ def _ready(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 @app.command()

@@ -11,6 +11,7 @@ import signal
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -125,18 +126,18 @@ def test_a_child_that_cannot_start_leaves_export_in_process(monkeypatch):
     exporter.shutdown()
 
 
-def _state(pid: int) -> str | None:
-    """The process's state letter, or None once it is gone (a zombie is 'Z')."""
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie nobody has reaped yet."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return None
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _wait_gone(pid: int, timeout: float = 20) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _state(pid) in (None, "Z"):
+        if _gone(pid):
             return True
         time.sleep(0.1)  # polling for an exit with a deadline
     return False
