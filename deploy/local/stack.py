@@ -346,7 +346,8 @@ def _write_supervisor_config(all_servers: list[Server]) -> Path:
             f"[program:{server.name}]",
             "command=" + " ".join(_quote(part) for part in server.command),
             "autostart=false",
-            # Stopped in reverse order: epmd and PostgreSQL, needed by others, go last.
+            # supervisord's shutdown stops in reverse order: epmd and PostgreSQL, needed by
+            # others, go last (deploy/local/stack stop relies on it).
             f"priority={priority}",
             "autorestart=false",
             "startsecs=0",  # readiness is checked by the server's own endpoint, below
@@ -478,12 +479,16 @@ def stop() -> None:
     if _running_states() is None:
         console.print("stack is not running")
         return
-    supervisor = _supervisor().supervisor
-    supervisor.stopAllProcesses(True)
-    supervisor.shutdown()
-    deadline = time.monotonic() + 30
+    # supervisord's own shutdown stops one server at a time, in reverse priority order;
+    # stopAllProcesses would signal them all at once, and RabbitMQ's stop script, finding
+    # epmd already gone, starts an epmd daemon that outlives the stack and holds port 4369.
+    _supervisor().supervisor.shutdown()
+    deadline = time.monotonic() + 180  # each server gets stopwaitsecs=30 before a SIGKILL
     while _port_taken(SUPERVISOR_PORT) and time.monotonic() < deadline:
         time.sleep(0.2)
+    if _port_taken(SUPERVISOR_PORT):
+        console.print(f"[red]error:[/red] still stopping after 180 s; see {LOGS / 'supervisord.log'}")
+        raise typer.Exit(1)
     console.print("stack stopped")
 
 
