@@ -33,7 +33,7 @@ from typing import Any
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
@@ -44,66 +44,87 @@ _START_FAILURES_BEFORE_FALLBACK = 3
 # ---- the wire format: plain tuples, cheap to build and to pickle -------------------------
 
 
-def to_wire(spans: Sequence[ReadableSpan]) -> tuple[list, list, list]:
-    """(resources, scopes, rows): each span as a tuple, its resource and scope by index."""
-    resource_index: dict[int, int] = {}
-    scope_index: dict[int, int] = {}
-    resources: list = []
-    scopes: list = []
-    rows: list = []
-    for span in spans:
-        resource = span.resource
-        r = resource_index.get(id(resource))
-        if r is None:
-            r = resource_index[id(resource)] = len(resources)
-            resources.append((dict(resource.attributes), resource.schema_url))
-        scope = span.instrumentation_scope
-        s = scope_index.get(id(scope))
-        if s is None:
-            s = scope_index[id(scope)] = len(scopes)
-            scopes.append(
-                None
-                if scope is None
-                else (scope.name, scope.version, scope.schema_url, dict(scope.attributes or {}))
-            )
+class SpanCatalog:
+    """Turns finished spans into rows: tuples of plain values, resource and scope by index.
+
+    The batch processor queues rows, not spans: a span waiting in the queue holds a dozen
+    objects the garbage collector must trace (12 us a request here, in full collections
+    over the whole heap); a row is one tuple of values the collector soon stops tracking.
+    """
+
+    def __init__(self) -> None:
+        self.resources: list[tuple[dict, str | None]] = []
+        self.scopes: list[tuple | None] = []
+        self._resource_index: dict[int, int] = {}  # by id; _kept holds each one, so no id is reused
+        self._kept: list[Resource] = []
+        self._scope_index: dict[InstrumentationScope | None, int] = {}  # by value: scopes hash so
+        self._lock = threading.Lock()
+
+    def row(self, span: ReadableSpan) -> tuple:
         context = span.context
         parent = span.parent
         status = span.status
-        rows.append(
-            (
-                span.name,
-                context.trace_id,
-                context.span_id,
-                context.trace_flags,
-                list(context.trace_state.items()) if context.trace_state else None,
-                parent.span_id if parent is not None else None,
-                parent.is_remote if parent is not None else False,
-                span.kind.value,
-                span.start_time,
-                span.end_time,
-                dict(span.attributes),
-                span.dropped_attributes,
-                status.status_code.value,
-                status.description,
-                [(e.name, e.timestamp, dict(e.attributes or {}), e.dropped_attributes) for e in span.events],
-                span.dropped_events,
-                [
-                    (
-                        link.context.trace_id,
-                        link.context.span_id,
-                        link.context.trace_flags,
-                        link.context.is_remote,
-                        dict(link.attributes or {}),
-                        link.dropped_attributes,
-                    )
-                    for link in span.links
-                ],
-                span.dropped_links,
-                r,
-                s,
-            )
+        return (
+            span.name,
+            context.trace_id,
+            context.span_id,
+            int(context.trace_flags),
+            tuple(context.trace_state.items()) if context.trace_state else None,
+            parent.span_id if parent is not None else None,
+            parent.is_remote if parent is not None else False,
+            span.kind.value,
+            span.start_time,
+            span.end_time,
+            dict(span.attributes),
+            span.dropped_attributes,
+            status.status_code.value,
+            status.description,
+            tuple((e.name, e.timestamp, dict(e.attributes or {}), e.dropped_attributes) for e in span.events),
+            span.dropped_events,
+            tuple(
+                (
+                    link.context.trace_id,
+                    link.context.span_id,
+                    int(link.context.trace_flags),
+                    link.context.is_remote,
+                    dict(link.attributes or {}),
+                    link.dropped_attributes,
+                )
+                for link in span.links
+            ),
+            span.dropped_links,
+            self._resource(span.resource),
+            self._scope(span.instrumentation_scope),
         )
-    return resources, scopes, rows
+
+    def batch(self, rows: Sequence[tuple]) -> tuple[list, list, list]:
+        """(resources, scopes, rows): what `from_wire` rebuilds the spans from."""
+        return list(self.resources), list(self.scopes), list(rows)
+
+    def _resource(self, resource: Resource) -> int:
+        index = self._resource_index.get(id(resource))
+        if index is None:
+            with self._lock:  # request threads end spans concurrently; indexes must not collide
+                index = self._resource_index.get(id(resource))
+                if index is None:
+                    self.resources.append((dict(resource.attributes), resource.schema_url))
+                    index = self._resource_index[id(resource)] = len(self.resources) - 1
+                    self._kept.append(resource)
+        return index
+
+    def _scope(self, scope: InstrumentationScope | None) -> int:
+        index = self._scope_index.get(scope)
+        if index is None:
+            with self._lock:
+                index = self._scope_index.get(scope)
+                if index is None:
+                    self.scopes.append(
+                        None
+                        if scope is None
+                        else (scope.name, scope.version, scope.schema_url, dict(scope.attributes or {}))
+                    )
+                    index = self._scope_index[scope] = len(self.scopes) - 1
+        return index
 
 
 class _Resource(Resource):
@@ -119,7 +140,7 @@ class _Resource(Resource):
 
 
 def from_wire(resources: list, scopes: list, rows: list) -> list[ReadableSpan]:
-    """The spans `to_wire` described, as ReadableSpans the OTLP encoder reads the same way."""
+    """The spans of a `SpanCatalog.batch`, as ReadableSpans the OTLP encoder reads the same way."""
     sdk_resources = [_Resource(attributes, schema_url) for attributes, schema_url in resources]
     sdk_scopes = [
         None if scope is None else InstrumentationScope(scope[0], scope[1], scope[2], scope[3] or None)
@@ -176,8 +197,31 @@ def _bounded(items: list, dropped: int) -> Any:
 # ---- the service's side -----------------------------------------------------------------
 
 
-class ProcessSpanExporter(SpanExporter):
-    """Hands each batch to a child process that exports it over OTLP.
+class ProcessBatchSpanProcessor(BatchSpanProcessor):
+    """The stock batch processor (bounded queue, drop counting, schedule), queueing rows.
+
+    Its force_flush also waits for the child: the stock one returns once batches are handed
+    to the exporter, which here would not yet mean "sent" to whoever flushes and then looks
+    for the spans (tests, short jobs, the CLI).
+    """
+
+    def __init__(self, exporter: ProcessSpanExporter, **kwargs: Any) -> None:
+        super().__init__(exporter, **kwargs)  # type: ignore[arg-type]  # exports rows, not spans
+        self._exporter = exporter
+        self._row = exporter.catalog.row
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context.trace_flags.sampled:
+            # The stock on_end queues the span itself; the rest of the path is the SDK's.
+            self._batch_processor.emit(self._row(span))
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        handed_over = super().force_flush(timeout_millis)
+        return self._exporter.force_flush(timeout_millis or 30_000) and handed_over
+
+
+class ProcessSpanExporter:
+    """Hands each batch of rows to a child process that exports it over OTLP.
 
     `protocol` and `endpoint` are what the child's exporter gets (`endpoint` None: it reads
     OTEL_EXPORTER_OTLP_* itself). `in_process` builds the exporter used when no child can
@@ -188,6 +232,7 @@ class ProcessSpanExporter(SpanExporter):
         self._argv = [sys.executable, "-m", __name__, protocol]
         self._endpoint = endpoint
         self._in_process = in_process
+        self.catalog = SpanCatalog()
         self._fallback: SpanExporter | None = None
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
@@ -200,16 +245,17 @@ class ProcessSpanExporter(SpanExporter):
             forget = weakref.WeakMethod(self._forget_parents_child)  # the hook must not keep us alive
             os.register_at_fork(after_in_child=lambda: (method := forget()) and method())
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def export(self, rows: Sequence[tuple]) -> SpanExportResult:
+        """Send rows made by `catalog.row`."""
         if self._shutdown:
             return SpanExportResult.FAILURE
         with self._lock:
             if self._fallback is None:
                 proc = self._running_child()
                 if proc is not None:
-                    return self._send(proc, ("spans", *to_wire(spans)))
+                    return self._send(proc, ("spans", *self.catalog.batch(rows)))
         if self._fallback is not None:
-            return self._fallback.export(spans)
+            return self._fallback.export(from_wire(*self.catalog.batch(rows)))
         return SpanExportResult.FAILURE  # the child is restarting; this batch is lost
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-from otel_kit._export_process import ProcessSpanExporter, from_wire, to_wire
+from otel_kit._export_process import ProcessSpanExporter, SpanCatalog, from_wire
 from tests.helpers import run_python
 from tests.integration.servers import free_port
 
@@ -69,9 +69,31 @@ def test_spans_sent_through_the_wire_encode_to_the_same_otlp_bytes():
     assert spans[1].dropped_events == 1
     assert spans[1].dropped_links == 1
 
-    rebuilt = from_wire(*to_wire(spans))
+    catalog = SpanCatalog()
+    rows = [catalog.row(span) for span in spans]
+    rebuilt = from_wire(*catalog.batch(rows))
 
+    assert len(catalog.scopes) == 2  # rows carry their scope by index
     assert encode_spans(rebuilt).SerializeToString() == encode_spans(spans).SerializeToString()
+
+
+def test_the_catalog_keeps_one_entry_per_resource_and_scope_however_many_tracers():
+    provider = TracerProvider(resource=Resource({"service.name": "shop"}))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    for _ in range(50):  # a tracer per request: same scope by value, a new object each time
+        provider.get_tracer("per-request", "1.0").start_span("s").end()
+    catalog = SpanCatalog()
+
+    rows = [catalog.row(span) for span in memory.get_finished_spans()]
+
+    assert len(catalog.resources) == 1
+    assert len(catalog.scopes) == 1
+    assert {row[-2:] for row in rows} == {(0, 0)}
+
+
+def _rows(exporter: ProcessSpanExporter) -> list[tuple]:
+    return [exporter.catalog.row(span) for span in _spans()]
 
 
 @pytest.fixture
@@ -89,7 +111,7 @@ def _no_fallback():
 
 
 def test_flush_waits_for_the_child_and_shutdown_ends_it(exporter):
-    assert exporter.export(_spans()) is SpanExportResult.SUCCESS
+    assert exporter.export(_rows(exporter)) is SpanExportResult.SUCCESS
     proc = exporter._proc
     assert proc is not None
     assert proc.poll() is None
@@ -98,16 +120,16 @@ def test_flush_waits_for_the_child_and_shutdown_ends_it(exporter):
     exporter.shutdown(timeout_millis=20_000)
 
     assert proc.returncode == 0
-    assert exporter.export(_spans()) is SpanExportResult.FAILURE  # after shutdown, nothing is sent
+    assert exporter.export(_rows(exporter)) is SpanExportResult.FAILURE  # after shutdown, nothing is sent
 
 
 def test_a_child_that_died_is_replaced_for_the_next_batch(exporter):
-    exporter.export(_spans())
+    exporter.export(_rows(exporter))
     first = exporter._proc
     first.kill()
     first.wait()
 
-    assert exporter.export(_spans()) is SpanExportResult.SUCCESS
+    assert exporter.export(_rows(exporter)) is SpanExportResult.SUCCESS
     assert exporter._proc.pid != first.pid
     assert exporter.force_flush(timeout_millis=20_000) is True
 
@@ -118,11 +140,13 @@ def test_a_child_that_cannot_start_leaves_export_in_process(monkeypatch):
     exporter._restart_backoff_s = 0.0
     exporter._argv = [str(Path("/nonexistent/python"))]
     spans = _spans()
+    rows = [exporter.catalog.row(span) for span in spans]
 
-    results = [exporter.export(spans) for _ in range(3)]
+    results = [exporter.export(rows) for _ in range(3)]
 
     assert results == [SpanExportResult.FAILURE, SpanExportResult.FAILURE, SpanExportResult.SUCCESS]
-    assert list(in_process.get_finished_spans()) == spans
+    exported = encode_spans(in_process.get_finished_spans()).SerializeToString()
+    assert exported == encode_spans(spans).SerializeToString()
     exporter.shutdown()
 
 
@@ -205,20 +229,20 @@ otel_kit.shutdown()
 
 
 def test_sigint_to_the_group_does_not_kill_the_child_before_the_last_spans(exporter):
-    exporter.export(_spans())
+    exporter.export(_rows(exporter))
     proc = exporter._proc
     assert exporter.force_flush(timeout_millis=20_000)  # the child is up and has set its signals
 
     os.kill(proc.pid, signal.SIGINT)
     os.kill(proc.pid, signal.SIGTERM)
 
-    assert exporter.export(_spans()) is SpanExportResult.SUCCESS
+    assert exporter.export(_rows(exporter)) is SpanExportResult.SUCCESS
     assert exporter.force_flush(timeout_millis=20_000) is True
     assert exporter._proc is proc
 
 
 def test_a_batch_the_child_cannot_read_costs_that_batch_not_the_child(exporter):
-    exporter.export(_spans())
+    exporter.export(_rows(exporter))
     proc = exporter._proc
 
     assert exporter._send(proc, ("spans", [], [], [("not", "a", "span")])) is SpanExportResult.SUCCESS

@@ -185,3 +185,51 @@ def test_spans_are_exported_every_second_unless_the_env_says_otherwise(env, expe
         env=env,
     )
     assert result.stdout.strip() == expected, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("metrics_exporter", "environ", "expected"),
+    [
+        ("prometheus", {}, "AlwaysOffExemplarFilter"),  # its exposition carries no exemplars
+        ("prometheus", {"OTEL_METRICS_EXEMPLAR_FILTER": "always_on"}, "AlwaysOnExemplarFilter"),
+        ("otlp", {}, "TraceBasedExemplarFilter"),
+    ],
+)
+def test_exemplars_are_sampled_only_where_they_can_go(metrics_exporter, environ, expected):
+    result = run_python(
+        f"""
+        import otel_kit
+        kit = otel_kit.init("shop", metrics_exporter="{metrics_exporter}", prometheus_port=0,
+                            traces_exporter="none", logs_exporter="none")
+        print(type(kit.providers.meter_provider._sdk_config.exemplar_filter).__name__)
+        otel_kit.shutdown()
+        """,
+        env=environ,
+    )
+    assert result.stdout.split() == [expected], result.stderr
+
+
+def test_a_signal_with_nowhere_to_go_costs_nothing():
+    """Metrics and logs off: the API's no-op providers, so FastAPI's telemetry skips metering."""
+    result = run_python(
+        """
+        import otel_kit
+        from fastapi import FastAPI
+        from fastapi.testclient import TestClient
+        from opentelemetry import _logs, metrics, trace
+        kit = otel_kit.init("shop", metrics_exporter="none", logs_exporter="none", traces_exporter="none")
+        app = FastAPI()
+
+        @app.get("/x")
+        def x():
+            return {"recording": trace.get_current_span().is_recording()}
+
+        body = TestClient(app).get("/x").json()
+        print(type(metrics.get_meter_provider()).__name__, type(_logs.get_logger_provider()).__name__,
+              kit.providers.meter_provider, kit.providers.logger_provider, body["recording"])
+        otel_kit.shutdown()
+        """
+    )
+    assert result.stdout.split() == ["NoOpMeterProvider", "NoOpLoggerProvider", "None", "None", "True"], (
+        result.stderr
+    )

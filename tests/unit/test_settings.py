@@ -81,6 +81,11 @@ def test_lists_are_split_and_trimmed():
             "OTEL_TRACES_SAMPLER='sometimes' is not valid: expected one of",
         ),
         (
+            {"OTEL_METRICS_EXEMPLAR_FILTER": "sometimes"},
+            "OTEL_METRICS_EXEMPLAR_FILTER='sometimes' is not valid: "
+            "expected one of trace_based, always_on, always_off",
+        ),
+        (
             {"OTEL_KIT_INSTRUMENTATIONS": "fastapi,flask"},
             "expected a comma-separated list of fastapi, requests",
         ),
