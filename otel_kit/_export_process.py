@@ -64,6 +64,11 @@ class SpanCatalog:
         context = span.context
         parent = span.parent
         status = span.status
+        # The public views copy through a lock per item (attributes 3.8 us, events and links
+        # 1.3 us each even when empty); an ended span no longer changes, so read the storage.
+        attributes = span._attributes
+        if isinstance(attributes, BoundedAttributes):
+            attributes = attributes._dict
         return (
             span.name,
             context.trace_id,
@@ -72,26 +77,16 @@ class SpanCatalog:
             tuple(context.trace_state.items()) if context.trace_state else None,
             parent.span_id if parent is not None else None,
             parent.is_remote if parent is not None else False,
-            span.kind.value,
+            _KIND_VALUES[span.kind],
             span.start_time,
             span.end_time,
-            dict(span.attributes),
+            dict(attributes or {}),
             span.dropped_attributes,
-            status.status_code.value,
+            _STATUS_VALUES[status.status_code],
             status.description,
-            tuple((e.name, e.timestamp, dict(e.attributes or {}), e.dropped_attributes) for e in span.events),
+            _events(span) if span._events else (),
             span.dropped_events,
-            tuple(
-                (
-                    link.context.trace_id,
-                    link.context.span_id,
-                    int(link.context.trace_flags),
-                    link.context.is_remote,
-                    dict(link.attributes or {}),
-                    link.dropped_attributes,
-                )
-                for link in span.links
-            ),
+            _links(span) if span._links else (),
             span.dropped_links,
             self._resource(span.resource),
             self._scope(span.instrumentation_scope),
@@ -125,6 +120,28 @@ class SpanCatalog:
                     )
                     index = self._scope_index[scope] = len(self.scopes) - 1
         return index
+
+
+_KIND_VALUES = {kind: kind.value for kind in SpanKind}  # Enum.value is a slow property
+_STATUS_VALUES = {code: code.value for code in StatusCode}
+
+
+def _events(span: ReadableSpan) -> tuple:
+    return tuple((e.name, e.timestamp, dict(e.attributes or {}), e.dropped_attributes) for e in span.events)
+
+
+def _links(span: ReadableSpan) -> tuple:
+    return tuple(
+        (
+            link.context.trace_id,
+            link.context.span_id,
+            int(link.context.trace_flags),
+            link.context.is_remote,
+            dict(link.attributes or {}),
+            link.dropped_attributes,
+        )
+        for link in span.links
+    )
 
 
 class _Resource(Resource):
