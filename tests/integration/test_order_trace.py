@@ -128,3 +128,23 @@ def test_one_trace_across_http_db_broker_and_every_consumer_kind(kit, dsn, amqp,
     assert insert.attributes["db.statement"] == "INSERT INTO orders (id, items) VALUES (%s, %s)"
     assert f"ORD-{unique}" not in json.dumps(dict(insert.attributes)).replace(f'"ORD-{unique}"', "", 1)
     assert publish.attributes["messaging.destination.name"] == exchange
+
+
+def test_every_connection_is_traced_by_classes_made_once(kit, dsn, spans):
+    """A class per connect() cost CPU on every connection of a service that connects per message."""
+    first, second = psycopg2.connect(dsn), psycopg2.connect(dsn, cursor_factory=psycopg2.extras.DictCursor)
+    try:
+        third = psycopg2.connect(dsn, cursor_factory=psycopg2.extras.DictCursor)
+        assert type(first) is type(second) is type(third)
+        assert type(second.cursor()) is type(third.cursor())
+        for connection in (first, second, third):
+            with connection.cursor() as cur:
+                cur.execute("SELECT 1")
+        third.close()
+    finally:
+        first.close()
+        second.close()
+
+    db_spans = [span for span in spans.all() if span.kind is SpanKind.CLIENT and span.name == "SELECT"]
+    assert len(db_spans) == 3
+    assert all(span.attributes["db.system"] == "postgresql" for span in db_spans)
