@@ -226,6 +226,7 @@ class ProcessBatchSpanProcessor(BatchSpanProcessor):
         super().__init__(exporter, **kwargs)  # type: ignore[arg-type]  # exports rows, not spans
         self._exporter = exporter
         self._row = exporter.catalog.row
+        exporter.start()
 
     def on_end(self, span: ReadableSpan) -> None:
         if span.context.trace_flags.sampled:
@@ -261,6 +262,17 @@ class ProcessSpanExporter:
         if hasattr(os, "register_at_fork"):
             forget = weakref.WeakMethod(self._forget_parents_child)  # the hook must not keep us alive
             os.register_at_fork(after_in_child=lambda: (method := forget()) and method())
+
+    def start(self) -> None:
+        """Start the child now rather than at the first batch.
+
+        Its start-up (an interpreter importing gRPC and the exporter: ~0.5 s of CPU) then
+        overlaps the service's own, not its first requests; a child that cannot start is
+        retried at the first batch.
+        """
+        with self._lock:
+            if self._fallback is None and not self._shutdown:
+                self._running_child()
 
     def export(self, rows: Sequence[tuple]) -> SpanExportResult:
         """Send rows made by `catalog.row`."""

@@ -94,7 +94,8 @@ def test_spans_after_the_export_process_died_still_arrive(collector):
         kit = otel_kit.init("shop", metrics_exporter="none", logs_exporter="none")
         batch = kit.providers.tracer_provider._active_span_processor._span_processors[-1]
         exporter = batch._batch_processor._exporter
-        exporter._restart_backoff_s = 0  # the child below died at once; restart without the crash-loop pause
+        # The child below dies at once; restart it without the crash-loop pause.
+        exporter._restart_backoff_s = exporter._next_start = 0
         tracer = trace.get_tracer("t")
         tracer.start_span("{marker}-before").end()
         assert kit.providers.tracer_provider.force_flush()

@@ -250,3 +250,18 @@ def test_a_batch_the_child_cannot_read_costs_that_batch_not_the_child(exporter):
 
     assert exporter._proc is proc
     assert proc.poll() is None
+
+
+def test_init_starts_the_child_before_the_first_span():
+    """Its start-up overlaps the service's own, not its first requests."""
+    result = run_python(
+        """
+import otel_kit
+kit = otel_kit.init("shop", metrics_exporter="none", logs_exporter="none")
+exporter = kit.providers.tracer_provider._active_span_processor._span_processors[-1]._exporter
+print(exporter._proc is not None and exporter._proc.poll() is None, flush=True)
+otel_kit.shutdown()
+""",
+        env=_dead_endpoint_env(),
+    )
+    assert result.stdout.split() == ["True"], result.stderr
