@@ -57,7 +57,8 @@ class SpanCatalog:
         self.scopes: list[tuple | None] = []
         self._resource_index: dict[int, int] = {}  # by id; _kept holds each one, so no id is reused
         self._kept: list[Resource] = []
-        self._scope_index: dict[InstrumentationScope | None, int] = {}  # by value: scopes hash so
+        # By value (scopes hash by name, version, schema): a tracer made per call adds no entry.
+        self._scope_index: dict[InstrumentationScope | None, int] = {}
         self._lock = threading.Lock()
 
     def row(self, span: ReadableSpan) -> tuple:
