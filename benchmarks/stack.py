@@ -119,12 +119,7 @@ def burst(
     generator = _built("telemetrygen")
     supervisor = ServerProxy("http://127.0.0.1:9011/RPC2").supervisor  # the stack's supervisord
     config = REPO / "collector/otelcol-config.yaml"
-    binary = subprocess.run(
-        ["bash", str(REPO / "deploy/local/build-go.sh"), "otelcol"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()[-1]
+    binary = _built("otelcol")
     supervisor.stopProcess("otelcol", True)
     env = {
         **os.environ,

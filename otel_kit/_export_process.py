@@ -3,7 +3,7 @@
 Measured here (benchmarks/README.md): turning a finished span into OTLP protobuf and
 sending it costs ~100 us of Python in the batch processor's thread, and that thread holds
 the GIL the request threads need; on a trivial FastAPI request it was half of the kit's
-overhead. Handing the span to a child process as a plain tuple, pickled in C, costs ~9 us;
+overhead. Handing the span to a child process as a plain tuple, pickled in C, costs ~4 us;
 the child (`python -m otel_kit._export_process`) rebuilds it and runs the stock OTLP
 exporter. No OpenTelemetry package exports from another process, hence this module.
 
