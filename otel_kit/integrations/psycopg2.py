@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from typing import Any
 
 import psycopg2
@@ -19,6 +20,8 @@ import psycopg2.extensions
 import wrapt
 from opentelemetry.instrumentation.psycopg2 import CursorTracer, DatabaseApiIntegration, Psycopg2Instrumentor
 from opentelemetry.instrumentation.psycopg2.version import __version__
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import SpanKind
 
 from otel_kit._settings import Settings
 
@@ -55,6 +58,52 @@ def scrub(statement: str) -> str:
 
 
 class _CursorTracer(CursorTracer):
+    """Contrib's cursor tracer, with each statement's span name and attributes worked out once.
+
+    Contrib builds them on every execute (statement text, semconv lookups, a dozen
+    attribute calls on the live span): ~170k of the ~350k instructions a traced query cost
+    here. They depend only on the statement and the connection's database, so the first
+    execute runs contrib's own code into a `_Recorder` and later ones reuse the result.
+    """
+
+    def __init__(self, integration: DatabaseApiIntegration) -> None:
+        super().__init__(integration)
+        self._details: dict[str | bytes, tuple[str, dict[str, Any], str]] = {}
+
+    def traced_execution(self, cursor: Any, query_method: Any, *args: Any, **kwargs: Any) -> Any:
+        statement = args[0] if args else None
+        details = self._details.get(statement) if isinstance(statement, (str, bytes)) else None
+        if details is None:
+            details = self._remember(cursor, args)
+            if details is None:  # a composed statement, a full cache or no statement at all
+                return super().traced_execution(cursor, query_method, *args, **kwargs)
+        if not is_instrumentation_enabled():
+            return query_method(*args, **kwargs)
+        name, attributes, operation_name = details
+        tracer = self._db_api_integration._tracer
+        with tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes):
+            started, error = time.perf_counter(), None
+            try:
+                return query_method(*args, **kwargs)
+            except Exception as exc:
+                error = exc
+                raise
+            finally:
+                self._record_metrics(cursor, operation_name, started, error)
+
+    def _remember(self, cursor: Any, args: tuple) -> tuple[str, dict[str, Any], str] | None:
+        statement = args[0] if args else None
+        cacheable = isinstance(statement, (str, bytes)) and len(self._details) < _MAX_STATEMENTS
+        if not cacheable or self._db_api_integration.capture_parameters:
+            return None
+        operation_name = self.get_operation_name(cursor, args)
+        integration = self._db_api_integration
+        name = operation_name or integration.database or integration.name
+        recorder = _Recorder()
+        self._populate_span(recorder, cursor, *args)
+        details = self._details[statement] = (name, recorder.attributes, operation_name)
+        return details
+
     def get_operation_name(self, cursor: Any, args: Any) -> str:
         statement = super().get_statement(cursor, args)
         operation, table = summarize(statement) if statement else ("", None)
@@ -74,6 +123,25 @@ class _CursorTracer(CursorTracer):
             span.set_attributes({"db.operation.name": operation, "db.collection.name": table})
         elif operation:
             span.set_attribute("db.operation.name", operation)
+
+
+_MAX_STATEMENTS = 1024  # per database; past it (SQL built with literals) statements go uncached
+
+
+class _Recorder:
+    """Stands in for a recording span to collect the attributes contrib would set on it."""
+
+    def __init__(self) -> None:
+        self.attributes: dict[str, Any] = {}
+
+    def is_recording(self) -> bool:
+        return True
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.attributes[key] = value
+
+    def set_attributes(self, attributes: dict[str, Any]) -> None:
+        self.attributes.update(attributes)
 
 
 # Contrib makes a DatabaseApiIntegration (tracer, connection attributes) per connect(); our

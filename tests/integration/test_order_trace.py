@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 
 import httpx
 import pika
 import psycopg2
 import psycopg2.extras
+import psycopg2.sql
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from opentelemetry.trace import SpanKind
 
 import otel_kit
+from otel_kit.integrations import psycopg2 as psycopg2_integration
 from tests.helpers import serve
 
 
@@ -148,3 +153,40 @@ def test_every_connection_is_traced_by_classes_made_once(kit, dsn, spans):
     db_spans = [span for span in spans.all() if span.kind is SpanKind.CLIENT and span.name == "SELECT"]
     assert len(db_spans) == 3
     assert all(span.attributes["db.system"] == "postgresql" for span in db_spans)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT id, items FROM orders WHERE id = %s",
+        "INSERT INTO orders (id, items) VALUES (%s, 3) ON CONFLICT DO NOTHING",
+        "SELECT * FROM missing_table WHERE note = 'secret'",
+        psycopg2.sql.SQL("SELECT {} FROM orders WHERE id = %s").format(psycopg2.sql.Identifier("items")),
+    ],
+    ids=["select", "insert with a literal", "failing", "composed"],
+)
+def test_statement_spans_made_once_match_contrib_per_execute(kit, dsn, spans, statement):
+    """The kit works out a statement's span name and attributes once; contrib's path, every time."""
+    tracer_class = psycopg2_integration._CursorTracer
+    with psycopg2.connect(dsn) as connection:
+        connection.autocommit = True
+        for _ in range(2):  # the first execute works them out, the second reuses them
+            with connection.cursor() as cur, contextlib.suppress(psycopg2.Error):
+                cur.execute(statement, ("P-1",))
+        with connection.cursor() as cur, contextlib.suppress(psycopg2.Error):
+            tracer = getattr(connection, psycopg2_integration._TRACER_ATTRIBUTE)
+            untraced = functools.partial(psycopg2.extensions.cursor.execute, cur)
+            super(tracer_class, tracer).traced_execution(cur, untraced, statement, ("P-1",))
+
+    first, cached, contrib = [span for span in spans.all() if span.kind is SpanKind.CLIENT]
+    for span in (first, cached):
+        assert (span.name, span.status.status_code) == (contrib.name, contrib.status.status_code)
+        assert dict(span.attributes) == dict(contrib.attributes)
+        assert [event.name for event in span.events] == [event.name for event in contrib.events]
+    assert any(key is statement for key in tracer._details) is isinstance(
+        statement, str
+    )  # composed: contrib's way
+    if "missing_table" in str(statement):
+        assert [event.name for event in cached.events] == ["exception"]
+    assert "P-1" not in str(dict(cached.attributes))
+    assert "secret" not in str(dict(cached.attributes))
