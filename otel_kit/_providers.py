@@ -184,11 +184,12 @@ def _span_processor(settings: Settings, meters: metrics.MeterProvider) -> SpanPr
         return otlp_exporter_classes(settings.otlp_protocol)[0](**endpoint)
 
     with _counting_drops():
-        if not settings.export_process:
+        if settings.export_process == "false":
             return BatchSpanProcessor(in_process(), **options)
-        from otel_kit._export_process import ProcessBatchSpanProcessor, ProcessSpanExporter
+        from otel_kit._export_process import AUTO_MIN_RATE, ProcessBatchSpanProcessor, ProcessSpanExporter
 
-        exporter = ProcessSpanExporter(settings.otlp_protocol, endpoint.get("endpoint"), in_process)
+        min_rate = AUTO_MIN_RATE if settings.export_process == "auto" else None
+        exporter = ProcessSpanExporter(settings.otlp_protocol, endpoint.get("endpoint"), in_process, min_rate)
         return ProcessBatchSpanProcessor(exporter, **options)
 
 

@@ -45,6 +45,15 @@ def _bool(raw: str | bool) -> bool:
     raise ValueError("true or false")
 
 
+def _export_mode(raw: str | bool) -> str:
+    if isinstance(raw, str) and raw.strip().lower() == "auto":
+        return "auto"
+    try:
+        return "true" if _bool(raw) else "false"
+    except ValueError:
+        raise ValueError("auto, true or false") from None
+
+
 def _port(raw: str | int) -> int:
     try:
         port = int(raw)
@@ -161,7 +170,7 @@ class Settings:
         "OTEL_KIT_BAGGAGE_SPAN_ATTRIBUTES", parse=_name_list, default=("order.id",)
     )
     trust_incoming_context: bool = _spec("OTEL_KIT_TRUST_INCOMING_CONTEXT", parse=_bool, default=True)
-    export_process: bool = _spec("OTEL_KIT_EXPORT_PROCESS", parse=_bool, default=True)
+    export_process: str = _spec("OTEL_KIT_EXPORT_PROCESS", parse=_export_mode, default="auto")
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:

@@ -58,7 +58,9 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
         yield Collector(grpc, http, log)
 
 
-@pytest.mark.parametrize("export_process", ["true", "false"], ids=["child-process", "in-process"])
+@pytest.mark.parametrize(
+    "export_process", ["true", "false", "auto"], ids=["child-process", "in-process", "auto-few-spans"]
+)
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_spans_and_logs_arrive_with_resource_and_order(collector, protocol, export_process):
     marker = f"export-{uuid.uuid4().hex[:8]}"
@@ -107,7 +109,10 @@ def test_spans_after_the_export_process_died_still_arrive(collector):
         print(first.pid, exporter._proc.pid)
         otel_kit.shutdown()
         """,
-        env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.grpc}"},
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.grpc}",
+            "OTEL_KIT_EXPORT_PROCESS": "true",
+        },
     )
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.split()
@@ -130,7 +135,11 @@ def test_an_endpoint_given_to_init_wins_over_the_environment_in_the_export_proce
         trace.get_tracer("t").start_span("{marker}").end()
         otel_kit.shutdown()
         """,
-        env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}"},  # nothing listens
+        # nothing listens at the environment's endpoint
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+            "OTEL_KIT_EXPORT_PROCESS": "true",
+        },
     )
     assert result.returncode == 0, result.stderr
     collector.wait_for(f"Name           : {marker}")

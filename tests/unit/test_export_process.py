@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
+from otel_kit import _export_process as export_process
 from otel_kit._export_process import ProcessSpanExporter, SpanCatalog, from_wire
 from tests.helpers import run_python
 from tests.integration.servers import free_port
@@ -180,6 +181,7 @@ kit.providers.tracer_provider.force_flush()
 
 def _dead_endpoint_env() -> dict[str, str]:
     return {
+        "OTEL_KIT_EXPORT_PROCESS": "true",  # the child from the start, whatever the span rate
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
         "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
     }
@@ -265,3 +267,50 @@ otel_kit.shutdown()
         env=_dead_endpoint_env(),
     )
     assert result.stdout.split() == ["True"], result.stderr
+
+
+def test_auto_exports_in_process_until_the_span_rate_calls_for_the_child(monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    monkeypatch.setattr(export_process, "_RATE_WINDOW_S", 600.0)  # every batch below in one window
+    in_process = InMemorySpanExporter()
+    spans = _spans()
+    # The child once a window has 2.5 batches' worth of spans: at the third batch.
+    min_rate = 2.5 * len(spans) / export_process._RATE_WINDOW_S
+    exporter = ProcessSpanExporter("grpc", f"http://127.0.0.1:{free_port()}", lambda: in_process, min_rate)
+    exporter.start()  # auto: start() leaves the child for later
+    rows = [exporter.catalog.row(span) for span in spans]
+    try:
+        for _ in range(2):
+            assert exporter.export(rows) is SpanExportResult.SUCCESS
+            assert exporter._proc is None
+        assert exporter.force_flush(timeout_millis=5_000) is True
+        exported = encode_spans(in_process.get_finished_spans()).SerializeToString()
+        assert exported == encode_spans(spans + spans).SerializeToString()
+
+        assert exporter.export(rows) is SpanExportResult.SUCCESS
+        assert exporter._proc is not None
+        assert exporter._proc.poll() is None
+        assert in_process._stopped  # the in-process exporter is done with
+        assert len(in_process.get_finished_spans()) == 2 * len(spans)
+        assert exporter.export(rows) is SpanExportResult.SUCCESS  # and the child stays
+        assert exporter.force_flush(timeout_millis=20_000) is True
+    finally:
+        exporter.shutdown(timeout_millis=10_000)
+
+
+def test_init_by_default_exports_in_process_at_first():
+    """auto: a service making few spans never starts the child (benchmarks/README.md)."""
+    result = run_python(
+        """
+import otel_kit
+from opentelemetry import trace
+kit = otel_kit.init("shop", metrics_exporter="none", logs_exporter="none")
+exporter = kit.providers.tracer_provider._active_span_processor._span_processors[-1]._exporter
+trace.get_tracer("t").start_span("one").end()
+kit.providers.tracer_provider.force_flush()
+print(exporter._proc is None, exporter._local is not None, flush=True)
+otel_kit.shutdown()
+""",
+        env={**_dead_endpoint_env(), "OTEL_KIT_EXPORT_PROCESS": "auto"},
+    )
+    assert result.stdout.split() == ["True", "True"], result.stderr

@@ -75,6 +75,10 @@ def test_lists_are_split_and_trimmed():
             "OTEL_KIT_METRICS_PORT='70000' is not valid: expected a TCP port",
         ),
         ({"OTEL_KIT_TRUST_INCOMING_CONTEXT": "maybe"}, "expected true or false"),
+        (
+            {"OTEL_KIT_EXPORT_PROCESS": "sometimes"},
+            "OTEL_KIT_EXPORT_PROCESS='sometimes' is not valid: expected auto",
+        ),
         ({"OTEL_METRICS_EXPORTER": "statsd"}, "expected one of prometheus, otlp, console, none"),
         (
             {"OTEL_TRACES_SAMPLER": "sometimes"},
@@ -114,3 +118,11 @@ def test_missing_service_name_says_how_to_set_it():
 
 def test_disabled_needs_no_service_name():
     assert resolve({}, {"OTEL_SDK_DISABLED": "true"}).disabled is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "mode"), [(None, "auto"), ("AUTO", "auto"), ("true", "true"), ("1", "true"), ("off", "false")]
+)
+def test_export_process_modes(raw, mode):
+    environ = {} if raw is None else {"OTEL_KIT_EXPORT_PROCESS": raw}
+    assert resolve({"service_name": "shop"}, environ).export_process == mode
