@@ -42,7 +42,7 @@ def _stack_without_demo_services() -> None:
 
 
 def _services(mode: str) -> list[HTTPExecutor]:
-    """off: OTEL_SDK_DISABLED=true; on: kit defaults; on-in-process: spans exported by the service itself."""
+    """off: OTEL_SDK_DISABLED=true; on: kit defaults; on-in-process / on-export-process: that export mode."""
     telemetry = mode != "off"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
@@ -50,7 +50,7 @@ def _services(mode: str) -> list[HTTPExecutor]:
         "OTEL_METRICS_EXPORTER": "otlp",
         "OTEL_SDK_DISABLED": "false" if telemetry else "true",
         "CRM_URL": f"http://127.0.0.1:{PORTS['crm']}",
-        "OTEL_KIT_EXPORT_PROCESS": "false" if mode == "on-in-process" else "true",
+        "OTEL_KIT_EXPORT_PROCESS": {"on-in-process": "false", "on-export-process": "true"}.get(mode, "auto"),
     }
     executors = []
     for name in ("crm", "mes", "shop"):
@@ -85,7 +85,9 @@ def throughput(
     orders: int = typer.Option(300, help="Orders per run."),
     rounds: int = typer.Option(3, help="Interleaved on/off rounds; the median is reported."),
     concurrency: int = typer.Option(8, help="Orders placed at once."),
-    modes: str = typer.Option("off,on,on-in-process", help="off, on (kit defaults), on-in-process."),
+    modes: str = typer.Option(
+        "off,on,on-export-process", help="off, on (kit defaults), on-in-process, on-export-process."
+    ),
 ) -> None:
     """Healthy orders per second end to end, telemetry on vs off."""
     _stack_without_demo_services()
