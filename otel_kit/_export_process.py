@@ -16,10 +16,11 @@ exporting in-process, as without this module.
 The child pays off only when the service makes many spans. It costs more CPU in total (a
 second interpreter, rows pickled and rebuilt, ~17 us a span here), which on a host whose
 cores are all busy is CPU the services lack: in the order-flow benchmark, where three
-services make a few hundred spans a second each, exporting in-process was 0.88-0.91x of
-telemetry off and the child 0.79-0.84x. So by default (OTEL_KIT_EXPORT_PROCESS=auto) the
-service exports in-process until it exports `AUTO_MIN_RATE` spans a second, then moves to
-the child for good; `true` starts the child at once, `false` never.
+services make a few hundred spans a second each, in-process export was ahead in three of
+four paired runs (0.88-0.91x of telemetry off against 0.79-0.84x; once both 0.80x). So
+by default (OTEL_KIT_EXPORT_PROCESS=auto) the service exports in-process until it exports
+`AUTO_MIN_RATE` spans a second, then moves to the child for good; `true` starts the child
+at once, `false` never.
 """
 
 from __future__ import annotations
@@ -428,6 +429,7 @@ class ProcessSpanExporter:
             _close(proc.stdin)
             _close(proc.stdout)
         self._next_start = 0.0
+        self._local = None  # the parent's in-process exporter and its channel stay the parent's
 
 
 def _child_env(endpoint: str | None) -> dict[str, str]:

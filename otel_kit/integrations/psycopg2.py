@@ -61,9 +61,10 @@ class _CursorTracer(CursorTracer):
     """Contrib's cursor tracer, with each statement's span name and attributes worked out once.
 
     Contrib builds them on every execute (statement text, semconv lookups, a dozen
-    attribute calls on the live span): ~170k of the ~350k instructions a traced query cost
-    here. They depend only on the statement and the connection's database, so the first
-    execute runs contrib's own code into a `_Recorder` and later ones reuse the result.
+    attribute calls on the live span); a traced SELECT cost 389k instructions here, 320k
+    with them reused (bare 37k). They depend only on the statement and the connection's
+    database, so the first execute runs contrib's own code into a `_Recorder` and later
+    ones reuse the result.
     """
 
     def __init__(self, integration: DatabaseApiIntegration) -> None:
