@@ -45,18 +45,9 @@ class _Instrumentor(HTTPXClientInstrumentor):
         request = _fast_path_request(args, kwargs, options)
         if request is None:
             return _contrib_sync(wrapped, instance, args, kwargs, **options)
-        tracer, histogram = options["tracer"], options["duration_histogram_new"]
-        name, span_attributes, metric_attributes = _request_attributes(request)
-        with tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=span_attributes) as span:
-            inject(request.headers)
-            started = default_timer()
-            try:
-                response = wrapped(*args, **kwargs)
-            except Exception as error:
-                _record(span, histogram, metric_attributes, started, None, error)
-                raise
-            _record(span, histogram, metric_attributes, started, response, None)
-        return response
+        with _Call(request, options) as call:
+            call.response = wrapped(*args, **kwargs)
+        return call.response
 
     @staticmethod
     async def _handle_async_request_wrapper(
@@ -65,18 +56,45 @@ class _Instrumentor(HTTPXClientInstrumentor):
         request = _fast_path_request(args, kwargs, options)
         if request is None:
             return await _contrib_async(wrapped, instance, args, kwargs, **options)
-        tracer, histogram = options["tracer"], options["duration_histogram_new"]
-        name, span_attributes, metric_attributes = _request_attributes(request)
-        with tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=span_attributes) as span:
-            inject(request.headers)
-            started = default_timer()
+        with _Call(request, options) as call:
+            call.response = await wrapped(*args, **kwargs)
+        return call.response
+
+
+class _Call:
+    """One traced request: its CLIENT span made current, context injected, outcome recorded.
+
+    A class, not @contextmanager, so that the sync and async wrappers share it without a
+    generator per request.
+    """
+
+    __slots__ = ("_histogram", "_metric_attributes", "_request", "_scope", "_span", "_started", "response")
+
+    def __init__(self, request: httpx.Request, options: dict) -> None:
+        name, span_attributes, self._metric_attributes = _request_attributes(request)
+        self._histogram = options["duration_histogram_new"]
+        self._scope = options["tracer"].start_as_current_span(
+            name, kind=SpanKind.CLIENT, attributes=span_attributes
+        )
+        self._request = request
+        self.response: httpx.Response | None = None
+
+    def __enter__(self) -> _Call:
+        self._span = self._scope.__enter__()
+        inject(self._request.headers)
+        self._started = default_timer()
+        return self
+
+    def __exit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> Any:
+        if error is None or isinstance(error, Exception):  # a cancellation is the span's alone
+            elapsed = max(default_timer() - self._started, 0)
             try:
-                response = await wrapped(*args, **kwargs)
-            except Exception as error:
-                _record(span, histogram, metric_attributes, started, None, error)
-                raise
-            _record(span, histogram, metric_attributes, started, response, None)
-        return response
+                _set_outcome(
+                    self._span, self._histogram, self._metric_attributes, elapsed, self.response, error
+                )
+            except Exception:  # the caller's response or exception goes through whatever happens here
+                _log.debug("otel_kit: recording an httpx call failed", exc_info=True)
+        return self._scope.__exit__(exc_type, error, traceback)
 
 
 def _fast_path_request(args: tuple, kwargs: dict, options: dict) -> httpx.Request | None:
@@ -131,29 +149,15 @@ def _endpoint(method: str, host: str, port: int | None) -> tuple[str, dict, dict
     return ("HTTP" if sanitized == "_OTHER" else sanitized), span_attributes, metric_attributes
 
 
-def _record(
-    span: Any,
-    histogram: Any,
-    metric_attributes: dict,
-    started: float,
-    response: httpx.Response | None,
-    error: Exception | None,
-) -> None:
-    try:
-        _set_outcome(span, histogram, metric_attributes, max(default_timer() - started, 0), response, error)
-    except Exception:  # the caller's response or exception goes through whatever happens here
-        _log.debug("otel_kit: recording an httpx call failed", exc_info=True)
-
-
 def _set_outcome(
     span: Any,
     histogram: Any,
     metric_attributes: dict,
     elapsed: float,
     response: httpx.Response | None,
-    error: Exception | None,
+    error: BaseException | None,
 ) -> None:
-    if response is not None:
+    if error is None and response is not None:
         status = response.status_code
         metric_attributes["http.response.status_code"] = status
         version = response.http_version.replace("HTTP/", "")

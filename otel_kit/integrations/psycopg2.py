@@ -72,14 +72,14 @@ class _CursorTracer(CursorTracer):
         self._details: dict[str | bytes, tuple[str, dict[str, Any], str]] = {}
 
     def traced_execution(self, cursor: Any, query_method: Any, *args: Any, **kwargs: Any) -> Any:
-        statement = args[0] if args else None
-        details = self._details.get(statement) if isinstance(statement, (str, bytes)) else None
-        if details is None:
-            details = self._remember(cursor, args)
-            if details is None:  # a composed statement, a full cache or no statement at all
-                return super().traced_execution(cursor, query_method, *args, **kwargs)
         if not is_instrumentation_enabled():
             return query_method(*args, **kwargs)
+        statement = args[0] if args else None
+        details = None
+        if isinstance(statement, (str, bytes)):  # composed statements go contrib's way
+            details = self._details.get(statement) or self._remember(cursor, args)
+        if details is None:
+            return super().traced_execution(cursor, query_method, *args, **kwargs)
         name, attributes, operation_name = details
         tracer = self._db_api_integration._tracer
         with tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes):
@@ -93,16 +93,15 @@ class _CursorTracer(CursorTracer):
                 self._record_metrics(cursor, operation_name, started, error)
 
     def _remember(self, cursor: Any, args: tuple) -> tuple[str, dict[str, Any], str] | None:
-        statement = args[0] if args else None
-        cacheable = isinstance(statement, (str, bytes)) and len(self._details) < _MAX_STATEMENTS
-        if not cacheable or self._db_api_integration.capture_parameters:
+        """Contrib's name and attributes for a str or bytes statement; None past the limit."""
+        if len(self._details) >= _MAX_STATEMENTS or self._db_api_integration.capture_parameters:
             return None
         operation_name = self.get_operation_name(cursor, args)
         integration = self._db_api_integration
         name = operation_name or integration.database or integration.name
         recorder = _Recorder()
         self._populate_span(recorder, cursor, *args)
-        details = self._details[statement] = (name, recorder.attributes, operation_name)
+        details = self._details[args[0]] = (name, recorder.attributes, operation_name)
         return details
 
     def get_operation_name(self, cursor: Any, args: Any) -> str:
