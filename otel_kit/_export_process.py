@@ -1,11 +1,13 @@
 """Export spans from a child process, so OTLP encoding and sending leave the service's GIL.
 
-Measured here (benchmarks/README.md): turning a finished span into OTLP protobuf and
-sending it costs ~100 us of Python in the batch processor's thread, and that thread holds
-the GIL the request threads need; on a trivial FastAPI request it was half of the kit's
-overhead. Handing the span to a child process as a plain tuple, pickled in C, costs ~4 us;
-the child (`python -m otel_kit._export_process`) rebuilds it and runs the stock OTLP
-exporter. No OpenTelemetry package exports from another process, hence this module.
+Measured here (benchmarks/README.md): with the stock encoder, turning a finished span into
+OTLP protobuf and sending it cost ~65 us of Python in the batch processor's thread, which
+holds the GIL the request threads need; the kit's own encoder (_otlp_rows) brought that to
+~13 us (batches of 200 spans with seven attributes, gRPC). Handing the span to a child
+process as a plain tuple, pickled in C, costs ~1.3 us; the child
+(`python -m otel_kit._export_process`) encodes the rows and sends them with the stock OTLP
+exporter's transport. No OpenTelemetry package exports from another process, hence this
+module.
 
 The batch processor in the service keeps its bounded queue, drop counting and flushing;
 this exporter only hands its batches over a pipe. A child that is slow (collector down,
@@ -14,13 +16,13 @@ that dies is restarted for the next batch; one that cannot start at all leaves t
 exporting in-process, as without this module.
 
 The child pays off only when the service makes many spans. It costs more CPU in total (a
-second interpreter, rows pickled and rebuilt, ~17 us a span here), which on a host whose
-cores are all busy is CPU the services lack: in the order-flow benchmark, where three
-services make a few hundred spans a second each, in-process export was ahead in three of
-four paired runs (0.88-0.91x of telemetry off against 0.79-0.84x; once both 0.80x). So
-by default (OTEL_KIT_EXPORT_PROCESS=auto) the service exports in-process until it exports
-`AUTO_MIN_RATE` spans a second, then moves to the child for good; `true` starts the child
-at once, `false` never.
+second interpreter, rows pickled and unpickled), which on a host whose cores are all busy
+is CPU the services lack: in the order-flow benchmark, where three services make a few
+hundred spans a second each, in-process export was ahead in three of four paired runs
+(0.88-0.91x of telemetry off against 0.79-0.84x; once both 0.80x), with the stock encoder.
+So by default (OTEL_KIT_EXPORT_PROCESS=auto) the service exports in-process until it
+exports `AUTO_MIN_RATE` spans a second, then moves to the child for good; `true` starts the
+child at once, `false` never.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 _log = logging.getLogger("otel_kit")
 _START_FAILURES_BEFORE_FALLBACK = 3
-# In-process encoding and sending take ~40 us of the service's GIL a span here: 4% of it at
-# 1,000 spans a second, the order of what the child costs the host in total at that rate.
+# In-process encoding and sending take ~13 us of the service's GIL a span here: 1.3% of it
+# at 1,000 spans a second; above that, taking it off the GIL is worth a second interpreter.
 AUTO_MIN_RATE = 1000.0
 _RATE_WINDOW_S = 2.0
 
@@ -209,6 +211,14 @@ def from_wire(resources: list, scopes: list, rows: list) -> list[ReadableSpan]:
     return spans
 
 
+def export_batch(exporter: SpanExporter, batch: tuple[list, list, list]) -> SpanExportResult:
+    """Export a `SpanCatalog.batch`: as rows if the exporter takes them (_otlp_rows), else as spans."""
+    export_rows = getattr(exporter, "export_rows", None)
+    if export_rows is not None:
+        return export_rows(batch)
+    return exporter.export(from_wire(*batch))
+
+
 def _attributes(values: dict, dropped: int) -> Any:
     if not dropped:
         return values
@@ -313,7 +323,7 @@ class ProcessSpanExporter:
                         return self._send(proc, ("spans", *self.catalog.batch(rows)))
                 in_process = self._fallback  # set by _running_child when no child can start
         if in_process is not None:
-            return in_process.export(from_wire(*self.catalog.batch(rows)))
+            return export_batch(in_process, self.catalog.batch(rows))
         return SpanExportResult.FAILURE  # the child is restarting; this batch is lost
 
     def _rate_reached(self, spans: int) -> bool:
@@ -478,11 +488,11 @@ def _child_main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(format="otel_kit span export process: %(levelname)s %(name)s: %(message)s")
-    from otel_kit._providers import otlp_exporter_classes
+    from otel_kit._otlp_rows import row_exporter
     from otel_kit._quiet import quiet_sdk_warnings
 
     quiet_sdk_warnings()
-    exporter = otlp_exporter_classes(argv[0])[0]()  # endpoint, headers...: OTEL_EXPORTER_OTLP_*
+    exporter = row_exporter(argv[0])  # endpoint, headers...: OTEL_EXPORTER_OTLP_*
     source, replies = sys.stdin.buffer, sys.stdout.buffer
     while True:
         try:
@@ -491,7 +501,7 @@ def _child_main(argv: list[str]) -> None:
             break  # input closed, or the service died mid-batch: export nothing half-read
         if message[0] == "spans":
             try:
-                exporter.export(from_wire(*message[1:]))
+                exporter.export_rows(message[1:])
             except Exception:  # one bad batch costs that batch, not the process
                 logging.getLogger("otel_kit").exception("a batch of spans could not be exported")
         elif message[0] == "flush":

@@ -7,6 +7,7 @@ from __future__ import annotations
 # unless this module's own fork hook, registered on import, has already freed its lock.
 import concurrent.futures.thread  # noqa: F401
 import logging
+import math
 import os
 import socket
 from collections.abc import Iterator
@@ -38,6 +39,8 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
+from otel_kit._export_process import AUTO_MIN_RATE, ProcessBatchSpanProcessor, ProcessSpanExporter
+from otel_kit._otlp_rows import row_exporter
 from otel_kit._quiet import quiet_sdk_warnings
 from otel_kit._settings import ConfigError, Settings
 
@@ -181,14 +184,12 @@ def _span_processor(settings: Settings, meters: metrics.MeterProvider) -> SpanPr
     options: dict[str, Any] = {"schedule_delay_millis": _schedule_delay_ms(), "meter_provider": meters}
 
     def in_process() -> SpanExporter:
-        return otlp_exporter_classes(settings.otlp_protocol)[0](**endpoint)
+        return row_exporter(settings.otlp_protocol, **endpoint)
 
+    # Every mode queues rows and encodes them with the kit's encoder (_otlp_rows); `false`
+    # never reaches the rate that would start the child.
+    min_rate = {"auto": AUTO_MIN_RATE, "true": None, "false": math.inf}[settings.export_process]
     with _counting_drops():
-        if settings.export_process == "false":
-            return BatchSpanProcessor(in_process(), **options)
-        from otel_kit._export_process import AUTO_MIN_RATE, ProcessBatchSpanProcessor, ProcessSpanExporter
-
-        min_rate = AUTO_MIN_RATE if settings.export_process == "auto" else None
         exporter = ProcessSpanExporter(settings.otlp_protocol, endpoint.get("endpoint"), in_process, min_rate)
         return ProcessBatchSpanProcessor(exporter, **options)
 
