@@ -161,21 +161,9 @@ def _links(span: ReadableSpan) -> tuple:
     )
 
 
-class _Resource(Resource):
-    """Hashed once: the OTLP encoder hashes the resource of every span it encodes, and
-    Resource hashes by JSON-dumping all its attributes (9 us a span here)."""
-
-    _hash: int | None = None
-
-    def __hash__(self) -> int:
-        if self._hash is None:
-            self._hash = super().__hash__()
-        return self._hash
-
-
 def from_wire(resources: list, scopes: list, rows: list) -> list[ReadableSpan]:
     """The spans of a `SpanCatalog.batch`, as ReadableSpans the OTLP encoder reads the same way."""
-    sdk_resources = [_Resource(attributes, schema_url) for attributes, schema_url in resources]
+    sdk_resources = [Resource(attributes, schema_url) for attributes, schema_url in resources]
     sdk_scopes = [
         None if scope is None else InstrumentationScope(scope[0], scope[1], scope[2], scope[3] or None)
         for scope in scopes

@@ -225,7 +225,10 @@ def row_exporter(protocol: str, **kwargs: Any) -> Any:
         return _GrpcRows(**kwargs)
 
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import _is_request_too_large
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        RequestPayloadTooLargeError,
+        _is_request_too_large,
+    )
 
     class _HttpRows(Http):
         _encoder = RowEncoder()
@@ -249,6 +252,7 @@ def row_exporter(protocol: str, **kwargs: Any) -> Any:
                         len(data),
                         self._max_request_size,
                     )
+                    result.error = RequestPayloadTooLargeError(f"{len(data)} bytes")
                     return SpanExportResult.FAILURE
                 sent = self._client.export(data)
                 if not sent.success:

@@ -125,17 +125,16 @@ def _sampler(settings: Settings) -> sampling.Sampler:
     }[settings.sampler]
 
 
-def otlp_exporter_classes(protocol: str):
-    """The (span, metric, log) OTLP exporter classes for `grpc` or `http/protobuf`, imported lazily."""
+def _otlp_exporter(protocol: str, signal: str, **kwargs: Any) -> Any:
+    """The OTLP metric or log exporter for `grpc` or `http/protobuf`, imported lazily (spans:
+    _otlp_rows.row_exporter)."""
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     else:
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    return OTLPSpanExporter, OTLPMetricExporter, OTLPLogExporter
+    return (OTLPMetricExporter if signal == "metrics" else OTLPLogExporter)(**kwargs)
 
 
 def _endpoint_kwargs(settings: Settings, signal: str) -> dict[str, str]:
@@ -153,7 +152,7 @@ def _metric_readers(settings: Settings) -> tuple[list[MetricReader], int | None]
     if settings.metrics_exporter == "prometheus":
         return _prometheus_reader(settings)
     if settings.metrics_exporter == "otlp":
-        exporter = otlp_exporter_classes(settings.otlp_protocol)[1](**_endpoint_kwargs(settings, "metrics"))
+        exporter = _otlp_exporter(settings.otlp_protocol, "metrics", **_endpoint_kwargs(settings, "metrics"))
         return [PeriodicExportingMetricReader(exporter)], None
     if settings.metrics_exporter == "console":
         return [PeriodicExportingMetricReader(ConsoleMetricExporter())], None
@@ -265,7 +264,7 @@ def _build(settings: Settings) -> Providers:
     # log records that go nowhere.
     logger_provider = LoggerProvider(resource=resource) if settings.logs_exporter != "none" else None
     if settings.logs_exporter == "otlp":
-        exporter = otlp_exporter_classes(settings.otlp_protocol)[2](**_endpoint_kwargs(settings, "logs"))
+        exporter = _otlp_exporter(settings.otlp_protocol, "logs", **_endpoint_kwargs(settings, "logs"))
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter, meter_provider=meters))
     elif settings.logs_exporter == "console":
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(ConsoleLogRecordExporter()))

@@ -94,7 +94,7 @@ class _CursorTracer(CursorTracer):
 
     def _remember(self, cursor: Any, args: tuple) -> tuple[str, dict[str, Any], str] | None:
         """Contrib's name and attributes for a str or bytes statement; None past the limit."""
-        if len(self._details) >= _MAX_STATEMENTS or self._db_api_integration.capture_parameters:
+        if len(self._details) >= _MAX_STATEMENTS:
             return None
         operation_name = self.get_operation_name(cursor, args)
         integration = self._db_api_integration
