@@ -22,8 +22,8 @@ hundred spans a second each, in-process export was ahead in three of four paired
 (0.88-0.91x of telemetry off against 0.79-0.84x; once both 0.80x) with the stock encoder,
 and level with the kit's (0.88x and 0.87x over 15 rounds). So by default
 (OTEL_KIT_EXPORT_PROCESS=auto) the service exports in-process until it exports
-`AUTO_MIN_RATE` spans a second, then moves to the child for good; `true` starts the child
-at once, `false` never.
+`AUTO_MIN_RATE` spans a second, then moves to the child for good (once it has started);
+`true` starts the child at once, `false` never.
 """
 
 from __future__ import annotations
@@ -333,6 +333,7 @@ class ProcessSpanExporter:
         self._fallback: SpanExporter | None = None
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
+        self._answered = False  # the running child has replied to a flush: its start-up is over
         self._start_failures = 0
         self._restart_backoff_s = 5.0  # a child that keeps dying is not restarted more often
         self._next_start = 0.0
@@ -362,6 +363,8 @@ class ProcessSpanExporter:
                 if self._local is None:
                     self._local = self._in_process()
                 in_process = self._local  # exported outside the lock: it may retry for seconds
+            elif self._local is not None and not self._handed_over():
+                in_process = self._local
             else:
                 if self._fallback is None:
                     proc = self._running_child()
@@ -385,10 +388,33 @@ class ProcessSpanExporter:
             self._min_rate,
         )
         self._min_rate = None
-        if self._local is not None:  # its exports were synchronous: nothing is pending
-            self._local.shutdown()
-            self._local = None
+        proc = self._running_child()
+        if proc is not None:  # answered once the child has started: see _handed_over
+            self._send(proc, ("flush", self._next_token()))
         return True
+
+    def _handed_over(self) -> bool:
+        """Whether the child sent for by the span rate has started; until then the in-process
+        exporter carries on.
+
+        Its start-up (an interpreter importing gRPC: ~0.5 s) would stall the batch worker on a
+        full pipe, and the queue would fill: at 7,000 spans a second that dropped 192 spans of
+        28,000 with the collector up.
+        """
+        proc = self._proc
+        if proc is not None and proc.poll() is None and not self._answered:
+            if not select.select([proc.stdout], [], [], 0)[0]:
+                return False
+            with contextlib.suppress(EOFError, pickle.UnpicklingError, OSError):
+                pickle.load(proc.stdout)  # the flush sent when it was started
+            self._answered = True
+        self._local.shutdown()  # its exports were synchronous: nothing is pending
+        self._local = None
+        return True
+
+    def _next_token(self) -> int:
+        self._flushes += 1
+        return self._flushes
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """True once the child has exported everything handed to it before this call."""
@@ -399,11 +425,12 @@ class ProcessSpanExporter:
             proc = self._proc
             if proc is None or proc.poll() is not None:
                 return True  # nothing handed over is pending
-            self._flushes += 1
-            token = self._flushes
+            token = self._next_token()
             if self._send(proc, ("flush", token)) is not SpanExportResult.SUCCESS:
                 return False
-            return _await_token(proc, token, deadline)
+            flushed = _await_token(proc, token, deadline)
+            self._answered = self._answered or flushed
+            return flushed
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         self._shutdown = True
@@ -451,6 +478,7 @@ class ProcessSpanExporter:
                 env=_child_env(self._endpoint),
                 bufsize=0,
             )
+            self._answered = False
             self._start_failures = 0
         except OSError as exc:
             self._start_failures += 1

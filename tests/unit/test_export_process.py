@@ -9,6 +9,7 @@ import concurrent.futures.thread  # noqa: F401
 import logging
 import math
 import os
+import select
 import signal
 import threading
 import time
@@ -274,7 +275,7 @@ otel_kit.shutdown()
     assert result.stdout.split() == ["True"], result.stderr
 
 
-def test_auto_exports_in_process_until_the_span_rate_calls_for_the_child(monkeypatch):
+def test_auto_exports_in_process_until_the_span_rate_calls_for_the_child(monkeypatch, tmp_path):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     monkeypatch.setattr(export_process, "_RATE_WINDOW_S", 600.0)  # every batch below in one window
     in_process = InMemorySpanExporter()
@@ -282,6 +283,14 @@ def test_auto_exports_in_process_until_the_span_rate_calls_for_the_child(monkeyp
     # The child once a window has 2.5 batches' worth of spans: at the third batch.
     min_rate = 2.5 * len(spans) / export_process._RATE_WINDOW_S
     exporter = ProcessSpanExporter("grpc", f"http://127.0.0.1:{free_port()}", lambda: in_process, min_rate)
+    # The child's start-up held until the test opens this FIFO: a slow start made observable.
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    child = (
+        "import sys; open(sys.argv[1]).read(); "
+        "from otel_kit._export_process import _child_main; _child_main(sys.argv[2:])"
+    )
+    exporter._argv = [exporter._argv[0], "-c", child, str(gate), "grpc"]
     exporter.start()  # auto: start() leaves the child for later
     rows = [exporter.catalog.row(span) for span in spans]
     try:
@@ -292,11 +301,23 @@ def test_auto_exports_in_process_until_the_span_rate_calls_for_the_child(monkeyp
         exported = encode_spans(in_process.get_finished_spans()).SerializeToString()
         assert exported == encode_spans(spans + spans).SerializeToString()
 
+        # The rate is reached: the child starts, and while it does the batches stay in-process
+        # rather than wait on its pipe (the batch queue would fill behind them).
+        for _ in range(2):
+            assert exporter.export(rows) is SpanExportResult.SUCCESS
+            assert exporter._proc is not None
+            assert exporter._proc.poll() is None
+        assert not in_process._stopped
+        exported = encode_spans(in_process.get_finished_spans()).SerializeToString()
+        assert exported == encode_spans(spans * 4).SerializeToString()
+
+        with open(gate, "w"):  # the child may start
+            pass
+        # Its reply to the flush sent at its start says it has started.
+        assert select.select([exporter._proc.stdout], [], [], 20)[0]
         assert exporter.export(rows) is SpanExportResult.SUCCESS
-        assert exporter._proc is not None
-        assert exporter._proc.poll() is None
         assert in_process._stopped  # the in-process exporter is done with
-        assert len(in_process.get_finished_spans()) == 2 * len(spans)
+        assert len(in_process.get_finished_spans()) == 4 * len(spans)
         assert exporter.export(rows) is SpanExportResult.SUCCESS  # and the child stays
         assert exporter.force_flush(timeout_millis=20_000) is True
     finally:
