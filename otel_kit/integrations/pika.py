@@ -4,7 +4,8 @@ Contrib's instrumentor covers `basic_publish` and `basic_consume`. We close its 
 (see docs/pitfalls): `basic_get` gets a consumer span, the `consume()` generator gets a
 span that lasts while the caller processes the message instead of one that ends at once,
 and a BlockingChannel publish makes one producer span, not two nested ones (contrib
-instruments both the blocking channel and the channel inside it).
+instruments both the blocking channel and the channel inside it). That producer span is
+contrib's, with its name and attributes worked out once per destination (`_publisher`).
 """
 
 from __future__ import annotations
@@ -17,19 +18,25 @@ from typing import Any
 
 import wrapt
 from opentelemetry import context, propagate, trace
-from opentelemetry.instrumentation.pika import PikaInstrumentor
+from opentelemetry.instrumentation.pika import PikaInstrumentor, pika_instrumentor
 from opentelemetry.instrumentation.pika import utils as pika_utils
 from opentelemetry.instrumentation.pika.version import __version__
-from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from opentelemetry.semconv.trace import MessagingOperationValues
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection, _QueueConsumerGeneratorInfo
 from pika.spec import BasicProperties
 
 from otel_kit._settings import Settings
+from otel_kit.integrations._recorder import Recorder
 
 _log = logging.getLogger("otel_kit")
 _tracer = trace.get_tracer(__name__, __version__)
+# The tracer contrib's instrument_channel gives its producer spans.
+_publish_tracer = trace.get_tracer(
+    pika_instrumentor.__name__, __version__, schema_url="https://opentelemetry.io/schemas/1.11.0"
+)
+_MAX_DESTINATIONS = 256  # per channel; past it, a destination's details are worked out per message
 
 
 def instrument(settings: Settings) -> None:
@@ -47,7 +54,72 @@ def _blocking_channel(wrapped: Any, connection: BlockingConnection, args: tuple,
     # The inner channel's publish was instrumented too: drop that instance-level wrapper.
     if "basic_publish" in vars(channel._impl):
         del channel._impl.basic_publish
+    original = getattr(vars(channel).get("basic_publish"), "_original_function", None)
+    if original is not None:
+        channel.basic_publish = _publisher(original, channel)
     return channel
+
+
+def _publisher(original: Any, channel: BlockingChannel) -> Any:
+    """Contrib's producer span for `channel.basic_publish`, its details worked out once.
+
+    Contrib's wrapper sets each attribute on the live span and makes it current through a
+    generator context manager: a traced publish cost 263k instructions over the bare 183k
+    here (without export), 217k this way. The span's name and attributes depend only on the
+    channel and the destination, unless the message has an id or a correlation id, so
+    contrib's own `_enrich_span` and our hook run once per destination into a `Recorder`.
+    """
+    details: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def details_for(destination: str, properties: BasicProperties) -> tuple[str, dict[str, Any]]:
+        if properties.message_id or properties.correlation_id:
+            return _publish_details(channel, destination, properties)
+        found = details.get(destination)
+        if found is None:
+            found = _publish_details(channel, destination, properties)
+            if len(details) < _MAX_DESTINATIONS:
+                details[destination] = found
+        return found
+
+    def basic_publish(
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: BasicProperties | None = None,
+        mandatory: bool = False,
+    ) -> Any:
+        if not is_instrumentation_enabled():
+            return original(exchange, routing_key, body, properties, mandatory)
+        if not properties:
+            properties = BasicProperties(headers={})
+        if properties.headers is None:
+            properties.headers = {}
+        name, attributes = details_for(exchange or routing_key, properties)
+        span = _publish_tracer.start_span(name, kind=SpanKind.PRODUCER, attributes=attributes)
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            propagate.inject(properties.headers)
+            return original(exchange, routing_key, body, properties, mandatory)
+        except Exception as exc:  # recorded as contrib's trace.use_span records it
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            context.detach(token)
+            span.end()
+
+    basic_publish._original_function = original  # type: ignore[attr-defined]  # contrib's uninstrument
+    return basic_publish
+
+
+def _publish_details(
+    channel: BlockingChannel, destination: str, properties: BasicProperties
+) -> tuple[str, dict[str, Any]]:
+    recorder = Recorder()
+    pika_utils._enrich_span(recorder, channel, properties, destination, None)
+    _on_publish(recorder, b"", properties)  # type: ignore[arg-type]
+    return pika_utils._generate_span_name(destination, None), recorder.attributes
 
 
 def _on_publish(span: trace.Span, body: bytes, properties: BasicProperties) -> None:

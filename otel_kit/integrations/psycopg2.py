@@ -24,6 +24,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import SpanKind
 
 from otel_kit._settings import Settings
+from otel_kit.integrations._recorder import Recorder
 
 _IDENTIFIER = r'((?:"[^"]+"|[\w$]+)(?:\.(?:"[^"]+"|[\w$]+))?)'
 _TABLE_PATTERNS = {
@@ -63,7 +64,7 @@ class _CursorTracer(CursorTracer):
     Contrib builds them on every execute (statement text, semconv lookups, a dozen
     attribute calls on the live span); a traced SELECT cost 389k instructions here, 320k
     with them reused (bare 37k). They depend only on the statement and the connection's
-    database, so the first execute runs contrib's own code into a `_Recorder` and later
+    database, so the first execute runs contrib's own code into a `Recorder` and later
     ones reuse the result.
     """
 
@@ -99,7 +100,7 @@ class _CursorTracer(CursorTracer):
         operation_name = self.get_operation_name(cursor, args)
         integration = self._db_api_integration
         name = operation_name or integration.database or integration.name
-        recorder = _Recorder()
+        recorder = Recorder()
         self._populate_span(recorder, cursor, *args)
         details = self._details[args[0]] = (name, recorder.attributes, operation_name)
         return details
@@ -126,22 +127,6 @@ class _CursorTracer(CursorTracer):
 
 
 _MAX_STATEMENTS = 1024  # per database; past it (SQL built with literals) statements go uncached
-
-
-class _Recorder:
-    """Stands in for a recording span to collect the attributes contrib would set on it."""
-
-    def __init__(self) -> None:
-        self.attributes: dict[str, Any] = {}
-
-    def is_recording(self) -> bool:
-        return True
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        self.attributes[key] = value
-
-    def set_attributes(self, attributes: dict[str, Any]) -> None:
-        self.attributes.update(attributes)
 
 
 # Contrib makes a DatabaseApiIntegration (tracer, connection attributes) per connect(); our
