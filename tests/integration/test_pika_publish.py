@@ -6,6 +6,7 @@ import pika
 import pytest
 from opentelemetry import trace
 from opentelemetry.instrumentation.pika import utils as pika_utils
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -84,8 +85,6 @@ def test_a_failed_publish_is_recorded_as_contrib_records_it(kit, amqp, spans):
 
 
 def test_a_suppressed_publish_makes_no_span(kit, amqp, unique, spans):
-    from opentelemetry.instrumentation.utils import suppress_instrumentation
-
     queue = f"suppressed-{unique}"
     with pika.BlockingConnection(amqp) as connection:
         channel = connection.channel()
