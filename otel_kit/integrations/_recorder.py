@@ -6,8 +6,8 @@ from typing import Any
 
 
 class Recorder:
-    """Runs contrib's attribute code once, so that later spans start with the result at once
-    instead of setting each attribute on the live span (a lock and a value check each)."""
+    """Collects what contrib's code sets on a span, so that later spans can start with it at
+    once instead of setting each attribute on the live span (a lock and a value check each)."""
 
     def __init__(self) -> None:
         self.attributes: dict[str, Any] = {}

@@ -10,6 +10,7 @@ contrib's, with its name and attributes worked out once per destination (`_publi
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Generator, Iterator
@@ -36,7 +37,8 @@ _tracer = trace.get_tracer(__name__, __version__)
 _publish_tracer = trace.get_tracer(
     pika_instrumentor.__name__, __version__, schema_url="https://opentelemetry.io/schemas/1.11.0"
 )
-_MAX_DESTINATIONS = 256  # per channel; past it, a destination's details are worked out per message
+_MAX_DESTINATIONS = 256  # per channel, least recently used first out
+_NO_IDS = BasicProperties()  # all _enrich_span reads of a message's properties is its two ids
 
 
 def instrument(settings: Settings) -> None:
@@ -69,17 +71,10 @@ def _publisher(original: Any, channel: BlockingChannel) -> Any:
     channel and the destination, unless the message has an id or a correlation id, so
     contrib's own `_enrich_span` and our hook run once per destination into a `Recorder`.
     """
-    details: dict[str, tuple[str, dict[str, Any]]] = {}
 
-    def details_for(destination: str, properties: BasicProperties) -> tuple[str, dict[str, Any]]:
-        if properties.message_id or properties.correlation_id:
-            return _publish_details(channel, destination, properties)
-        found = details.get(destination)
-        if found is None:
-            found = _publish_details(channel, destination, properties)
-            if len(details) < _MAX_DESTINATIONS:
-                details[destination] = found
-        return found
+    @functools.lru_cache(maxsize=_MAX_DESTINATIONS)
+    def details_for(destination: str) -> tuple[str, dict[str, Any]]:
+        return _publish_details(channel, destination, _NO_IDS)
 
     def basic_publish(
         exchange: str,
@@ -94,7 +89,11 @@ def _publisher(original: Any, channel: BlockingChannel) -> Any:
             properties = BasicProperties(headers={})
         if properties.headers is None:
             properties.headers = {}
-        name, attributes = details_for(exchange or routing_key, properties)
+        destination = exchange or routing_key
+        if properties.message_id or properties.correlation_id:  # per message: contrib's way
+            name, attributes = _publish_details(channel, destination, properties)
+        else:
+            name, attributes = details_for(destination)
         span = _publish_tracer.start_span(name, kind=SpanKind.PRODUCER, attributes=attributes)
         token = context.attach(trace.set_span_in_context(span))
         try:
