@@ -12,7 +12,9 @@ module.
 The batch processor in the service keeps its bounded queue, drop counting and flushing;
 this exporter only hands its batches over a pipe. A child that is slow (collector down,
 retrying) fills the pipe, then the queue, and spans are dropped and counted there; a child
-that dies is restarted for the next batch; one that cannot start at all leaves the service
+that dies is restarted for the next batch, and until the new one has started the service
+exports in-process (auto, the default, keeps its in-process exporter for this) or holds up
+to a queue's worth of rows (`true`); one that cannot start at all leaves the service
 exporting in-process, as without this module.
 
 The child pays off only when the service makes many spans. It costs more CPU in total (a
@@ -238,6 +240,7 @@ class ProcessBatchSpanProcessor(BatchSpanProcessor):
     def __init__(self, exporter: ProcessSpanExporter, **kwargs: Any) -> None:
         super().__init__(exporter, **kwargs)  # type: ignore[arg-type]  # exports rows, not spans
         self._exporter = exporter
+        exporter.max_held = self._batch_processor._max_queue_size
         self._row = exporter.catalog.row
         self._drops = _Drops(self._batch_processor)
         exporter.start()
@@ -313,7 +316,8 @@ class ProcessSpanExporter:
 
     `protocol` and `endpoint` are what the child's exporter gets (`endpoint` None: it reads
     OTEL_EXPORTER_OTLP_* itself). `in_process` builds the exporter used when no child can
-    be started, and, with `min_rate` set, until the service exports that many spans a second.
+    be started, and, with `min_rate` set, until the service exports that many spans a second
+    and then whenever a child is starting.
     """
 
     def __init__(
@@ -329,13 +333,18 @@ class ProcessSpanExporter:
         self.catalog = SpanCatalog()
         self._min_rate = min_rate  # None: the child from the start
         self._window_start, self._window_spans = time.monotonic(), 0
-        self._local: SpanExporter | None = None  # in-process, while the rate is below min_rate
+        # In-process: while the rate is below min_rate, and later while a child starts.
+        self._local: SpanExporter | None = None
         self._fallback: SpanExporter | None = None
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._answered = False  # the running child has replied to a flush: its start-up is over
+        self._held: list[tuple] = []  # rows waiting for a child that is starting
+        self.max_held = 2048  # the batch processor sets its queue size
+        self._lost = 0  # spans no child took: logged when the next one starts
         self._start_failures = 0
-        self._restart_backoff_s = 5.0  # a child that keeps dying is not restarted more often
+        # A child that dies before it has started is not restarted more often than this.
+        self._restart_backoff_s = 5.0
         self._next_start = 0.0
         self._flushes = 0
         self._shutdown = False
@@ -370,17 +379,24 @@ class ProcessSpanExporter:
                 if self._local is None:
                     self._local = self._in_process()
                 in_process = self._local  # exported outside the lock: it may retry for seconds
-            elif self._local is not None and not self._handed_over():
-                in_process = self._local
             else:
-                if self._fallback is None:
-                    proc = self._running_child()
-                    if proc is not None:
-                        return self._send(proc, ("spans", *self.catalog.batch(rows)))
-                in_process = self._fallback  # set by _running_child when no child can start
-        if in_process is not None:
-            return export_batch(in_process, self.catalog.batch(rows))
-        return SpanExportResult.FAILURE  # the child is restarting; this batch is lost
+                proc = None if self._fallback is not None else self._running_child()
+                if proc is not None and self._started(proc):
+                    rows = self._with_held(rows)
+                    if self._send(proc, ("spans", *self.catalog.batch(rows))) is SpanExportResult.SUCCESS:
+                        return SpanExportResult.SUCCESS
+                    # It died before reading this batch; the next one starts its replacement.
+                    if self._local is None:
+                        return self._hold(None, rows)
+                    in_process = self._local
+                elif self._fallback is not None:  # no child can start (set by _running_child)
+                    in_process = self._fallback
+                    rows = self._with_held(rows)  # held for a child that then could not start
+                elif self._local is not None:  # the child is starting (auto: kept since its start)
+                    in_process = self._local
+                else:
+                    return self._hold(proc, rows)
+        return export_batch(in_process, self.catalog.batch(rows))
 
     def _rate_reached(self, spans: int) -> bool:
         """Count spans per window; once a window reaches min_rate, move to the child for good."""
@@ -395,29 +411,51 @@ class ProcessSpanExporter:
             self._min_rate,
         )
         self._min_rate = None
-        proc = self._running_child()
-        if proc is not None:  # answered once the child has started: see _handed_over
-            self._send(proc, ("flush", self._next_token()))
         return True
 
-    def _handed_over(self) -> bool:
-        """Whether the child sent for by the span rate has started; until then the in-process
-        exporter carries on.
+    def _started(self, proc: subprocess.Popen) -> bool:
+        """Whether the child has answered the flush sent when it was started: its start-up
+        (an interpreter importing gRPC: ~0.5 s) is over.
 
-        Its start-up (an interpreter importing gRPC: ~0.5 s) would stall the batch worker on a
-        full pipe, and the queue would fill: at 7,000 spans a second that dropped 192 spans of
-        28,000 with the collector up.
+        Until then a batch written to it would stall the batch worker on a full pipe while the
+        queue filled: at 7,000 spans a second that dropped 192 spans of 28,000 with the
+        collector up. So the in-process exporter carries on meanwhile, or rows are held.
         """
-        proc = self._proc
-        if proc is not None and proc.poll() is None and not self._answered:
-            if not select.select([proc.stdout], [], [], 0)[0]:
-                return False
-            with contextlib.suppress(EOFError, pickle.UnpicklingError, OSError):
-                pickle.load(proc.stdout)  # the flush sent when it was started
+        if not self._answered and select.select([proc.stdout], [], [], 0)[0]:
+            try:
+                pickle.load(proc.stdout)
+            except (EOFError, pickle.UnpicklingError, OSError):
+                return False  # it died starting: the next batch finds it gone
             self._answered = True
-        self._local.shutdown()  # its exports were synchronous: nothing is pending
-        self._local = None
-        return True
+        return self._answered
+
+    def _hold(self, proc: subprocess.Popen | None, rows: Sequence[tuple]) -> SpanExportResult:
+        """Keep rows for a child that is starting (a replacement, or `true` mode's first).
+
+        At most `max_held`, as many as the batch queue holds; past that the batch waits on
+        the child's pipe, the queue fills behind it, and its drops are counted there.
+        """
+        if len(self._held) + len(rows) <= self.max_held:
+            self._held.extend(rows)
+            return SpanExportResult.SUCCESS
+        if proc is None:  # no child until the restart back-off is over
+            self._lost += len(rows)
+            return SpanExportResult.FAILURE
+        return self._send_spans(proc, rows)
+
+    def _send_spans(self, proc: subprocess.Popen, rows: Sequence[tuple]) -> SpanExportResult:
+        """Held rows and these, written to the child's pipe (waiting for it to read them)."""
+        rows = self._with_held(rows)
+        result = self._send(proc, ("spans", *self.catalog.batch(rows)))
+        if result is not SpanExportResult.SUCCESS:
+            self._lost += len(rows)  # it died starting; logged when its replacement starts
+        return result
+
+    def _with_held(self, rows: Sequence[tuple]) -> Sequence[tuple]:
+        """Held rows first, then these; nothing is held after."""
+        if self._held:
+            rows, self._held = [*self._held, *rows], []
+        return rows
 
     def _next_token(self) -> int:
         self._flushes += 1
@@ -425,10 +463,12 @@ class ProcessSpanExporter:
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """True once the child has exported everything handed to it before this call."""
-        if self._fallback is not None:
-            return self._fallback.force_flush(timeout_millis)
         deadline = time.monotonic() + timeout_millis / 1000
         with self._lock:
+            if not self._release_held():
+                return False
+            if self._fallback is not None:
+                return self._fallback.force_flush(timeout_millis)
             proc = self._proc
             if proc is None or proc.poll() is not None:
                 return True  # nothing handed over is pending
@@ -441,15 +481,18 @@ class ProcessSpanExporter:
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         self._shutdown = True
-        for exporter in (self._fallback, self._local):
-            if exporter is not None:
-                exporter.shutdown()
+        if self._local is not None:
+            self._local.shutdown()
         # A writer stuck on a wedged child holds the lock; killing the child frees it.
         if not self._lock.acquire(timeout=min(5.0, timeout_millis / 1000)):
             if self._proc is not None:
                 self._proc.kill()
             self._lock.acquire()
         try:
+            if not self._release_held():
+                _log.warning("otel_kit: no span export process to take %d spans at shutdown", len(self._held))
+            if self._fallback is not None:
+                self._fallback.shutdown()
             proc, self._proc = self._proc, None
             if proc is None:
                 return
@@ -464,6 +507,19 @@ class ProcessSpanExporter:
         finally:
             self._lock.release()
 
+    def _release_held(self) -> bool:
+        """Hand held rows over, waiting for the child's pipe (flush, shutdown); False if none can start."""
+        if not self._held:
+            return True
+        self._next_start = 0.0  # one more try, whatever the restart back-off
+        proc = self._running_child()
+        if proc is not None:
+            return self._send_spans(proc, ()) is SpanExportResult.SUCCESS
+        if self._fallback is not None:
+            rows = self._with_held(())
+            return export_batch(self._fallback, self.catalog.batch(rows)) is SpanExportResult.SUCCESS
+        return False
+
     def _running_child(self) -> subprocess.Popen | None:
         proc = self._proc
         if proc is not None and proc.poll() is None:
@@ -475,6 +531,8 @@ class ProcessSpanExporter:
             _close(proc.stdin)
             _close(proc.stdout)
             self._proc = None
+            if self._answered:  # it had started and worked: replace it now, whenever it started
+                self._next_start = 0.0
         if time.monotonic() < self._next_start:
             return None
         try:
@@ -485,8 +543,14 @@ class ProcessSpanExporter:
                 env=_child_env(self._endpoint),
                 bufsize=0,
             )
-            self._answered = False
+            self._answered = False  # until it answers this flush (see _started)
+            self._send(self._proc, ("flush", self._next_token()))
             self._start_failures = 0
+            if self._lost:
+                _log.warning(
+                    "otel_kit: %d spans lost while the span export process was restarting", self._lost
+                )
+                self._lost = 0
         except OSError as exc:
             self._start_failures += 1
             self._next_start = time.monotonic() + self._restart_backoff_s
@@ -520,6 +584,7 @@ class ProcessSpanExporter:
             _close(proc.stdin)
             _close(proc.stdout)
         self._next_start = 0.0
+        self._held = []  # the parent's to export
         self._local = None  # the parent's in-process exporter and its channel stay the parent's
 
 

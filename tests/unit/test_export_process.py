@@ -11,9 +11,11 @@ import math
 import os
 import select
 import signal
+import textwrap
 import threading
 import time
 from pathlib import Path
+from unittest import mock
 
 import psutil
 import pytest
@@ -131,13 +133,34 @@ def test_flush_waits_for_the_child_and_shutdown_ends_it(exporter):
 
 
 def test_a_child_that_died_is_replaced_for_the_next_batch(exporter):
+    exporter._restart_backoff_s = 600.0  # for children that die before they have started
     exporter.export(_rows(exporter))
+    assert exporter.force_flush(timeout_millis=20_000) is True  # this one has
     first = exporter._proc
     first.kill()
     first.wait()
 
     assert exporter.export(_rows(exporter)) is SpanExportResult.SUCCESS
     assert exporter._proc.pid != first.pid
+    assert exporter.force_flush(timeout_millis=20_000) is True
+
+
+def test_a_child_that_dies_starting_waits_out_the_back_off_and_the_spans_lost_are_logged(exporter, caplog):
+    rows = _rows(exporter)
+    exporter.max_held = len(rows)
+    exporter._restart_backoff_s = 600.0
+    argv, exporter._argv = exporter._argv, [exporter._argv[0], "-c", "raise SystemExit(3)"]
+    assert exporter.export(rows) is SpanExportResult.SUCCESS  # held for the starting child
+    exporter._proc.wait()
+    assert not exporter._started(exporter._proc)  # the end of its output is no answer
+
+    assert exporter.export(rows) is SpanExportResult.FAILURE  # no new child yet; no room to hold
+    assert exporter._proc is None
+
+    exporter._argv, exporter._next_start = argv, 0.0  # the back-off is over
+    with caplog.at_level(logging.WARNING, logger="otel_kit"):
+        assert exporter.export(rows) is SpanExportResult.SUCCESS
+    assert f"{len(rows)} spans lost while the span export process was restarting" in caplog.text
     assert exporter.force_flush(timeout_millis=20_000) is True
 
 
@@ -151,10 +174,108 @@ def test_a_child_that_cannot_start_leaves_export_in_process(monkeypatch):
 
     results = [exporter.export(rows) for _ in range(3)]
 
-    assert results == [SpanExportResult.FAILURE, SpanExportResult.FAILURE, SpanExportResult.SUCCESS]
+    # Held while a child might still start, then exported in-process with the third batch.
+    assert results == [SpanExportResult.SUCCESS] * 3
     exported = encode_spans(in_process.get_finished_spans()).SerializeToString()
-    assert exported == encode_spans(spans).SerializeToString()
+    assert exported == encode_spans(spans * 3).SerializeToString()
     exporter.shutdown()
+
+
+def _gated_recording_child(exporter: ProcessSpanExporter, tmp_path: Path) -> tuple[Path, Path]:
+    """Make the next child wait for a FIFO before starting (a slow start made observable),
+    then record how many rows each batch it receives holds instead of sending them."""
+    gate, received = tmp_path / "gate", tmp_path / "received"
+    os.mkfifo(gate)
+    child = textwrap.dedent(
+        """
+        import sys
+        open(sys.argv[1]).read()
+        import otel_kit._otlp_rows as rows
+        from otel_kit._export_process import _child_main
+
+        class Recording:
+            def export_rows(self, batch):
+                with open(sys.argv[2], "a") as out:
+                    out.write(f"{len(batch[2])}\\n")
+
+            def shutdown(self):
+                pass
+
+        rows.row_exporter = lambda protocol: Recording()
+        _child_main(sys.argv[3:])
+        """
+    )
+    exporter._argv = [exporter._argv[0], "-c", child, str(gate), str(received), "grpc"]
+    return gate, received
+
+
+def test_batches_wait_for_a_replaced_child_to_start_not_on_its_pipe(exporter, tmp_path):
+    """A child that died is replaced; until the new one has started (importing gRPC, ~0.5 s)
+    batches are held, not written into its pipe, where the batch worker would stall while
+    the queue filled behind it."""
+    spans = _spans()
+    # Batches that do not fit the pipe's buffer: written to a child not yet reading, they block.
+    rows = [exporter.catalog.row(span) for span in spans] * 500  # 2 x 1,000 held: under 2,048
+    exporter.export(rows)
+    assert exporter.force_flush(timeout_millis=20_000) is True  # the first child is up
+    first = exporter._proc
+    first.kill()
+    first.wait()
+    gate, received = _gated_recording_child(exporter, tmp_path)
+
+    results: list[SpanExportResult] = []
+    worker = threading.Thread(target=lambda: results.extend(exporter.export(rows) for _ in range(2)))
+    worker.start()
+    worker.join(timeout=20)  # a failure detector: the exports return at once unless they block
+    alive = worker.is_alive()
+    with open(gate, "w"):  # the new child may start
+        pass
+    worker.join()
+
+    assert not alive, "the batch worker waited on the starting child's pipe"
+    assert results == [SpanExportResult.SUCCESS] * 2
+    assert exporter._proc.pid != first.pid
+    assert select.select([exporter._proc.stdout], [], [], 20)[0]  # its answer: it has started
+    assert exporter.export(rows) is SpanExportResult.SUCCESS  # the held batches go with this one
+    assert exporter.force_flush(timeout_millis=20_000) is True
+    assert received.read_text().split() == [str(3 * len(rows))]
+
+
+def test_a_batch_written_to_a_child_that_just_died_goes_to_its_replacement(exporter, tmp_path):
+    rows = _rows(exporter)
+    exporter.export(rows)
+    assert exporter.force_flush(timeout_millis=20_000) is True  # started and answered
+    first = exporter._proc
+    first.kill()
+    first.wait()
+    gate, received = _gated_recording_child(exporter, tmp_path)
+
+    with mock.patch.object(first, "poll", return_value=None):  # its death not seen yet
+        assert exporter.export(rows) is SpanExportResult.SUCCESS  # the write fails: held
+    assert exporter.export(rows) is SpanExportResult.SUCCESS  # held while the replacement starts
+    assert exporter._proc.pid != first.pid
+    with open(gate, "w"):
+        pass
+
+    assert exporter.force_flush(timeout_millis=20_000) is True
+    assert received.read_text().split() == [str(2 * len(rows))]
+
+
+def test_past_a_queue_of_held_rows_the_batch_waits_for_the_starting_child(exporter, tmp_path):
+    rows = [exporter.catalog.row(span) for span in _spans()]
+    exporter.max_held = len(rows)
+    gate, received = _gated_recording_child(exporter, tmp_path)
+    assert exporter.export(rows) is SpanExportResult.SUCCESS  # held
+    results: list[SpanExportResult] = []
+    worker = threading.Thread(target=lambda: results.append(exporter.export(rows)))
+    worker.start()
+    with open(gate, "w"):  # the child may start, and read what waits in its pipe
+        pass
+    worker.join()
+
+    assert results == [SpanExportResult.SUCCESS]
+    assert exporter.force_flush(timeout_millis=20_000) is True
+    assert received.read_text().split() == [str(2 * len(rows))]  # held and new, in one batch
 
 
 def _gone(pid: int) -> bool:
@@ -316,9 +437,23 @@ def test_auto_exports_in_process_until_the_span_rate_calls_for_the_child(monkeyp
         # Its reply to the flush sent at its start says it has started.
         assert select.select([exporter._proc.stdout], [], [], 20)[0]
         assert exporter.export(rows) is SpanExportResult.SUCCESS
-        assert in_process._stopped  # the in-process exporter is done with
         assert len(in_process.get_finished_spans()) == 4 * len(spans)
         assert exporter.export(rows) is SpanExportResult.SUCCESS  # and the child stays
+        assert exporter.force_flush(timeout_millis=20_000) is True
+
+        # A child that dies is replaced; while the replacement starts, the in-process
+        # exporter, kept for this, takes the batches.
+        first = exporter._proc
+        first.kill()
+        first.wait()
+        assert exporter.export(rows) is SpanExportResult.SUCCESS
+        assert exporter._proc.pid != first.pid
+        assert len(in_process.get_finished_spans()) == 5 * len(spans)
+        with open(gate, "w"):
+            pass
+        assert select.select([exporter._proc.stdout], [], [], 20)[0]
+        assert exporter.export(rows) is SpanExportResult.SUCCESS
+        assert len(in_process.get_finished_spans()) == 5 * len(spans)
         assert exporter.force_flush(timeout_millis=20_000) is True
     finally:
         exporter.shutdown(timeout_millis=10_000)
