@@ -10,6 +10,7 @@ to bare in the same run. Run through benchmarks/run (it prepares the environment
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -78,16 +79,40 @@ def _mode_env(mode: str, otlp_endpoint: str, base: dict[str, str]) -> dict[str, 
 
 
 def _wrk(url: str, seconds: int, connections: int) -> float:
+    return _wrk_run(url, seconds, connections)[0]
+
+
+def _wrk_run(url: str, seconds: int, connections: int) -> tuple[float, int]:
+    """(requests a second, requests) of one wrk run; any failed response fails the benchmark."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url], capture_output=True, text=True, check=True
     ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"{url}: {errors.group(1)} failed responses\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), requests
 
 
-def measure(mode: str, endpoint: str, env: dict[str, str], seconds: int, zero_code_python: str) -> float:
+def _cpu_seconds(process: psutil.Process) -> tuple[float, float]:
+    """CPU time of the service, and of its children (the span export process) so far."""
+    own = process.cpu_times()
+    children = 0.0
+    for child in process.children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = child.cpu_times()
+            children += times.user + times.system
+    return own.user + own.system, children
+
+
+def measure(
+    mode: str, endpoint: str, env: dict[str, str], seconds: int, zero_code_python: str
+) -> tuple[float, float, float]:
+    """Requests a second, and CPU ms a request of the service and of its export process.
+
+    CPU per request is the steadier measure where two modes should cost the same (endpoint
+    down against up): throughput on 2 shared cores moves 10-20% between identical runs.
+    """
     port = free_port()
     executor = HTTPExecutor(
         _mode_command(mode, port, zero_code_python),
@@ -100,7 +125,12 @@ def measure(mode: str, endpoint: str, env: dict[str, str], seconds: int, zero_co
     with executor:
         url = f"http://127.0.0.1:{port}{ENDPOINTS[endpoint]}"
         _wrk(url, 2, 16)  # warm-up: connections, thread pool, JIT-free but caches warm
-        return _wrk(url, seconds, 16)
+        service = psutil.Process(executor.process.pid)  # opentelemetry-instrument execs: same pid
+        before = _cpu_seconds(service)
+        rps, requests = _wrk_run(url, seconds, 16)
+        after = _cpu_seconds(service)
+        own, children = (1000 * (a - b) / requests for a, b in zip(after, before, strict=True))
+        return rps, own, children
 
 
 @contextmanager
@@ -133,6 +163,7 @@ def throughput(
 ) -> None:
     mode_list = modes.split(",")
     results: dict[str, dict[str, list[float]]] = {e: {m: [] for m in mode_list} for e in endpoints.split(",")}
+    cpu: dict[str, dict[str, list[tuple[float, float]]]] = {e: {} for e in results}
     with _servers() as base, collector(collector_binary) as otlp_port:
         endpoint_url = f"http://127.0.0.1:{otlp_port}"
         dead_url = f"http://127.0.0.1:{free_port()}"
@@ -141,14 +172,21 @@ def throughput(
                 runs = [(m, endpoint_url) for m in mode_list]
                 if dead_endpoint:
                     runs.append(("kit", dead_url))
+                if round_ % 2 == 0:  # each mode early in half the rounds: drift within a round cancels
+                    runs.reverse()
                 for mode, url in runs:
                     label = mode if url == endpoint_url else "kit, endpoint down"
-                    rps = measure(mode, endpoint, _mode_env(mode, url, base), seconds, zero_code_python)
+                    env = _mode_env(mode, url, base)
+                    rps, own_ms, export_ms = measure(mode, endpoint, env, seconds, zero_code_python)
                     results[endpoint].setdefault(label, []).append(rps)
-                    console.log(f"round {round_}/{rounds} {endpoint:9} {label:20} {rps:8.0f} req/s")
+                    cpu[endpoint].setdefault(label, []).append((own_ms, export_ms))
+                    console.log(
+                        f"round {round_}/{rounds} {endpoint:9} {label:20} {rps:8.0f} req/s, "
+                        f"CPU {own_ms:.3f} ms a request (+{export_ms:.3f} export process)"
+                    )
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2))
-    _report(results)
+    output.write_text(json.dumps({"req_per_s": results, "cpu_ms_per_request": cpu}, indent=2))
+    _report(results, cpu)
 
 
 @app.command()
@@ -196,15 +234,31 @@ def _mib(size: int) -> float:
     return size / 2**20
 
 
-def _report(results: dict[str, dict[str, list[float]]]) -> None:
-    table = Table("endpoint", "mode", "median req/s", "x bare", "runs")
+def _report(results: dict[str, dict[str, list[float]]], cpu: dict[str, dict[str, list]]) -> None:
+    table = Table("endpoint", "mode", "median req/s", "x bare", "CPU ms/request (+ export process)", "runs")
     for endpoint, by_mode in results.items():
         bare = statistics.median(by_mode["bare"]) if by_mode.get("bare") else None
         for mode, values in by_mode.items():
             median = statistics.median(values)
             ratio = f"{median / bare:.2f}" if bare else "-"
-            table.add_row(endpoint, mode, f"{median:.0f}", ratio, ", ".join(f"{v:.0f}" for v in values))
+            own = statistics.median(c[0] for c in cpu[endpoint][mode])
+            export = statistics.median(c[1] for c in cpu[endpoint][mode])
+            runs = ", ".join(f"{v:.0f}" for v in values)
+            table.add_row(endpoint, mode, f"{median:.0f}", ratio, f"{own:.3f} (+{export:.3f})", runs)
     Console().print(table)
+    for endpoint, by_mode in results.items():
+        up, down = by_mode.get("kit"), by_mode.get("kit, endpoint down")
+        if up and down:
+            per_round = sorted(d / u for d, u in zip(down, up, strict=True))
+            up_cpu, down_cpu = (
+                statistics.median(c[0] for c in cpu[endpoint][m]) for m in ("kit", "kit, endpoint down")
+            )
+            ratio = statistics.median(down) / statistics.median(up)
+            spread = f"{per_round[0]:.2f}-{per_round[-1]:.2f}, median {statistics.median(per_round):.2f}"
+            Console().print(
+                f"{endpoint}: endpoint down / up: {ratio:.2f}x req/s (within each round {spread}); "
+                f"service CPU a request {down_cpu:.3f} / {up_cpu:.3f} ms"
+            )
 
 
 if __name__ == "__main__":
