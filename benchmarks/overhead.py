@@ -40,7 +40,9 @@ ENDPOINTS = {"trivial": "/trivial", "realistic": "/realistic/bench-1"}
 
 
 @contextmanager
-def collector(binary: Path) -> Iterator[int]:
+def collector(binary: Path, metrics_port: int | None = None) -> Iterator[int]:
+    """The real collector as OTLP receiver; yields its port. Its own metrics (spans accepted)
+    on `metrics_port` at /metrics."""
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="otel-kit-bench-")) / "collector.log"
     config = ROOT / "benchmarks" / "otelcol-receiver.yaml"
@@ -48,7 +50,11 @@ def collector(binary: Path) -> Iterator[int]:
         [str(binary), "--config", str(config)],
         host="127.0.0.1",
         port=port,
-        envvars={**os.environ, "BENCH_OTLP_PORT": str(port)},
+        envvars={
+            **os.environ,
+            "BENCH_OTLP_PORT": str(port),
+            "BENCH_METRICS_PORT": str(metrics_port or free_port()),
+        },
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         timeout=30,
