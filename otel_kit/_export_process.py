@@ -210,6 +210,13 @@ def export_batch(exporter: SpanExporter, batch: tuple[list, list, list]) -> Span
     return exporter.export(from_wire(*batch))
 
 
+def _export_each(
+    exporter: SpanExporter, catalog: SpanCatalog, batches: list[Sequence[tuple]]
+) -> SpanExportResult:
+    results = [export_batch(exporter, catalog.batch(rows)) for rows in batches]
+    return SpanExportResult.FAILURE if SpanExportResult.FAILURE in results else SpanExportResult.SUCCESS
+
+
 def _attributes(values: dict, dropped: int) -> Any:
     if not dropped:
         return values
@@ -339,8 +346,10 @@ class ProcessSpanExporter:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._answered = False  # the running child has replied to a flush: its start-up is over
-        self._held: list[tuple] = []  # rows waiting for a child that is starting
-        self.max_held = 2048  # the batch processor sets its queue size
+        # Batches waiting for a child that is starting: sent one by one, never merged, as a
+        # message past the collector's limit (4 MiB by default) would be refused whole.
+        self._held: list[Sequence[tuple]] = []
+        self.max_held = 2048  # spans; the batch processor sets its queue size
         self._lost = 0  # spans no child took: logged when the next one starts
         self._start_failures = 0
         # A child that dies before it has started is not restarted more often than this.
@@ -374,6 +383,7 @@ class ProcessSpanExporter:
         """Send rows made by `catalog.row`."""
         if self._shutdown:
             return SpanExportResult.FAILURE
+        batches = [rows]
         with self._lock:
             if self._min_rate is not None and not self._rate_reached(len(rows)):
                 if self._local is None:
@@ -382,21 +392,21 @@ class ProcessSpanExporter:
             else:
                 proc = None if self._fallback is not None else self._running_child()
                 if proc is not None and self._started(proc):
-                    rows = self._with_held(rows)
-                    if self._send(proc, ("spans", *self.catalog.batch(rows))) is SpanExportResult.SUCCESS:
+                    unsent = self._send_batches(proc, [*self._take_held(), rows])
+                    if not unsent:
                         return SpanExportResult.SUCCESS
-                    # It died before reading this batch; the next one starts its replacement.
+                    # It died before reading them; the next batch starts its replacement.
                     if self._local is None:
-                        return self._hold(None, rows)
-                    in_process = self._local
+                        return self._hold(None, unsent)
+                    in_process, batches = self._local, unsent
                 elif self._fallback is not None:  # no child can start (set by _running_child)
                     in_process = self._fallback
-                    rows = self._with_held(rows)  # held for a child that then could not start
+                    batches = [*self._take_held(), rows]  # held for a child that then could not start
                 elif self._local is not None:  # the child is starting (auto: kept since its start)
                     in_process = self._local
                 else:
-                    return self._hold(proc, rows)
-        return export_batch(in_process, self.catalog.batch(rows))
+                    return self._hold(proc, [rows])
+        return _export_each(in_process, self.catalog, batches)
 
     def _rate_reached(self, spans: int) -> bool:
         """Count spans per window; once a window reaches min_rate, move to the child for good."""
@@ -429,33 +439,32 @@ class ProcessSpanExporter:
             self._answered = True
         return self._answered
 
-    def _hold(self, proc: subprocess.Popen | None, rows: Sequence[tuple]) -> SpanExportResult:
-        """Keep rows for a child that is starting (a replacement, or `true` mode's first).
+    def _hold(self, proc: subprocess.Popen | None, batches: list[Sequence[tuple]]) -> SpanExportResult:
+        """Keep batches for a child that is starting (a replacement, or `true` mode's first).
 
-        At most `max_held`, as many as the batch queue holds; past that the batch waits on
-        the child's pipe, the queue fills behind it, and its drops are counted there.
+        At most `max_held` spans, as many as the batch queue holds; past that they wait on the
+        child's pipe, the queue fills behind them, and its drops are counted there.
         """
-        if len(self._held) + len(rows) <= self.max_held:
-            self._held.extend(rows)
+        held = sum(map(len, self._held))
+        if held + sum(map(len, batches)) <= self.max_held:
+            self._held.extend(batches)
             return SpanExportResult.SUCCESS
-        if proc is None:  # no child until the restart back-off is over
-            self._lost += len(rows)
-            return SpanExportResult.FAILURE
-        return self._send_spans(proc, rows)
+        if proc is not None:
+            batches = self._send_batches(proc, [*self._take_held(), *batches])
+        # No child until the restart back-off is over, or it died starting: logged at the next.
+        self._lost += sum(map(len, batches))
+        return SpanExportResult.FAILURE if batches else SpanExportResult.SUCCESS
 
-    def _send_spans(self, proc: subprocess.Popen, rows: Sequence[tuple]) -> SpanExportResult:
-        """Held rows and these, written to the child's pipe (waiting for it to read them)."""
-        rows = self._with_held(rows)
-        result = self._send(proc, ("spans", *self.catalog.batch(rows)))
-        if result is not SpanExportResult.SUCCESS:
-            self._lost += len(rows)  # it died starting; logged when its replacement starts
-        return result
+    def _send_batches(self, proc: subprocess.Popen, batches: list[Sequence[tuple]]) -> list[Sequence[tuple]]:
+        """Write each batch to the child's pipe, waiting for it to read them; those not written."""
+        for sent, rows in enumerate(batches):
+            if self._send(proc, ("spans", *self.catalog.batch(rows))) is not SpanExportResult.SUCCESS:
+                return batches[sent:]
+        return []
 
-    def _with_held(self, rows: Sequence[tuple]) -> Sequence[tuple]:
-        """Held rows first, then these; nothing is held after."""
-        if self._held:
-            rows, self._held = [*self._held, *rows], []
-        return rows
+    def _take_held(self) -> list[Sequence[tuple]]:
+        held, self._held = self._held, []
+        return held
 
     def _next_token(self) -> int:
         self._flushes += 1
@@ -490,7 +499,9 @@ class ProcessSpanExporter:
             self._lock.acquire()
         try:
             if not self._release_held():
-                _log.warning("otel_kit: no span export process to take %d spans at shutdown", len(self._held))
+                _log.warning(
+                    "otel_kit: no span export process to take %d spans at shutdown", sum(map(len, self._held))
+                )
             if self._fallback is not None:
                 self._fallback.shutdown()
             proc, self._proc = self._proc, None
@@ -508,16 +519,17 @@ class ProcessSpanExporter:
             self._lock.release()
 
     def _release_held(self) -> bool:
-        """Hand held rows over, waiting for the child's pipe (flush, shutdown); False if none can start."""
+        """Hand held batches over, waiting for the child's pipe (flush, shutdown); False if none can start."""
         if not self._held:
             return True
         self._next_start = 0.0  # one more try, whatever the restart back-off
         proc = self._running_child()
         if proc is not None:
-            return self._send_spans(proc, ()) is SpanExportResult.SUCCESS
+            unsent = self._send_batches(proc, self._take_held())
+            self._lost += sum(map(len, unsent))
+            return not unsent
         if self._fallback is not None:
-            rows = self._with_held(())
-            return export_batch(self._fallback, self.catalog.batch(rows)) is SpanExportResult.SUCCESS
+            return _export_each(self._fallback, self.catalog, self._take_held()) is SpanExportResult.SUCCESS
         return False
 
     def _running_child(self) -> subprocess.Popen | None:

@@ -236,9 +236,9 @@ def test_batches_wait_for_a_replaced_child_to_start_not_on_its_pipe(exporter, tm
     assert results == [SpanExportResult.SUCCESS] * 2
     assert exporter._proc.pid != first.pid
     assert select.select([exporter._proc.stdout], [], [], 20)[0]  # its answer: it has started
-    assert exporter.export(rows) is SpanExportResult.SUCCESS  # the held batches go with this one
+    assert exporter.export(rows) is SpanExportResult.SUCCESS  # the held batches go before this one
     assert exporter.force_flush(timeout_millis=20_000) is True
-    assert received.read_text().split() == [str(3 * len(rows))]
+    assert received.read_text().split() == [str(len(rows))] * 3  # one batch a message, as made
 
 
 def test_a_batch_written_to_a_child_that_just_died_goes_to_its_replacement(exporter, tmp_path):
@@ -258,7 +258,7 @@ def test_a_batch_written_to_a_child_that_just_died_goes_to_its_replacement(expor
         pass
 
     assert exporter.force_flush(timeout_millis=20_000) is True
-    assert received.read_text().split() == [str(2 * len(rows))]
+    assert received.read_text().split() == [str(len(rows))] * 2
 
 
 def test_past_a_queue_of_held_rows_the_batch_waits_for_the_starting_child(exporter, tmp_path):
@@ -275,7 +275,7 @@ def test_past_a_queue_of_held_rows_the_batch_waits_for_the_starting_child(export
 
     assert results == [SpanExportResult.SUCCESS]
     assert exporter.force_flush(timeout_millis=20_000) is True
-    assert received.read_text().split() == [str(2 * len(rows))]  # held and new, in one batch
+    assert received.read_text().split() == [str(len(rows))] * 2  # the held batch, then the new one
 
 
 def _gone(pid: int) -> bool:
