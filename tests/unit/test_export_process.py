@@ -261,6 +261,44 @@ def test_a_batch_written_to_a_child_that_just_died_goes_to_its_replacement(expor
     assert received.read_text().split() == [str(len(rows))] * 2
 
 
+def test_a_batch_the_child_died_sending_goes_to_its_replacement(exporter, tmp_path):
+    """Killed mid-export, the child never answers for that batch: the next child gets it
+    (it may arrive twice, never not at all)."""
+    received, died = tmp_path / "received", tmp_path / "died"
+    child = textwrap.dedent(
+        """
+        import os, sys
+        import otel_kit._otlp_rows as rows
+        from otel_kit._export_process import _child_main
+
+        class Recording:
+            def export_rows(self, batch):
+                if not os.path.exists(sys.argv[2]):  # the first child dies sending its first batch
+                    open(sys.argv[2], "w").close()
+                    os._exit(9)
+                with open(sys.argv[1], "a") as out:
+                    out.write(f"{batch[2][0][0]}:{len(batch[2])}\\n")
+
+            def shutdown(self):
+                pass
+
+        rows.row_exporter = lambda protocol: Recording()
+        _child_main(sys.argv[3:])
+        """
+    )
+    exporter._argv = [exporter._argv[0], "-c", child, str(received), str(died), "grpc"]
+    rows = _rows(exporter)
+    first, second = ([(name, *row[1:]) for row in rows] for name in ("first", "second"))
+
+    assert exporter.export(first) is SpanExportResult.SUCCESS
+    assert exporter.force_flush(timeout_millis=20_000) is False  # it died sending it
+    assert exporter.export(second) is SpanExportResult.SUCCESS
+    assert exporter.force_flush(timeout_millis=20_000) is True
+
+    assert died.exists()
+    assert received.read_text().split() == [f"first:{len(rows)}", f"second:{len(rows)}"]
+
+
 def test_past_a_queue_of_held_rows_the_batch_waits_for_the_starting_child(exporter, tmp_path):
     rows = [exporter.catalog.row(span) for span in _spans()]
     exporter.max_held = len(rows)
@@ -374,7 +412,7 @@ def test_a_batch_the_child_cannot_read_costs_that_batch_not_the_child(exporter):
     exporter.export(_rows(exporter))
     proc = exporter._proc
 
-    assert exporter._send(proc, ("spans", [], [], [("not", "a", "span")])) is SpanExportResult.SUCCESS
+    assert exporter._send(proc, ("spans", 0, [], [], [("not", "a", "span")])) is SpanExportResult.SUCCESS
     assert exporter.force_flush(timeout_millis=20_000) is True
 
     assert exporter._proc is proc
