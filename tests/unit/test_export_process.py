@@ -181,31 +181,39 @@ def test_a_child_that_cannot_start_leaves_export_in_process(monkeypatch):
     exporter.shutdown()
 
 
-def _gated_recording_child(exporter: ProcessSpanExporter, tmp_path: Path) -> tuple[Path, Path]:
-    """Make the next child wait for a FIFO before starting (a slow start made observable),
-    then record how many rows each batch it receives holds instead of sending them."""
-    gate, received = tmp_path / "gate", tmp_path / "received"
+def _recording_child(
+    exporter: ProcessSpanExporter, tmp_path: Path, *, dies_sending: bool = False
+) -> tuple[Path, Path]:
+    """Make the next children record how many rows each batch they receive holds instead of
+    sending them, and wait for a FIFO (the gate) before starting: a slow start made
+    observable. With `dies_sending`, the first of them dies sending its first batch."""
+    gate, received, died = tmp_path / "gate", tmp_path / "received", tmp_path / "died"
     os.mkfifo(gate)
     child = textwrap.dedent(
         """
-        import sys
-        open(sys.argv[1]).read()
+        import os, sys
+        gate, received, died, dies_sending = sys.argv[1:5]
+        open(gate).read()
         import otel_kit._otlp_rows as rows
         from otel_kit._export_process import _child_main
 
         class Recording:
             def export_rows(self, batch):
-                with open(sys.argv[2], "a") as out:
+                if dies_sending == "yes" and not os.path.exists(died):
+                    open(died, "w").close()
+                    os._exit(9)
+                with open(received, "a") as out:
                     out.write(f"{len(batch[2])}\\n")
 
             def shutdown(self):
                 pass
 
         rows.row_exporter = lambda protocol: Recording()
-        _child_main(sys.argv[3:])
+        _child_main(sys.argv[5:])
         """
     )
-    exporter._argv = [exporter._argv[0], "-c", child, str(gate), str(received), "grpc"]
+    flag = "yes" if dies_sending else "no"
+    exporter._argv = [exporter._argv[0], "-c", child, str(gate), str(received), str(died), flag, "grpc"]
     return gate, received
 
 
@@ -221,7 +229,7 @@ def test_batches_wait_for_a_replaced_child_to_start_not_on_its_pipe(exporter, tm
     first = exporter._proc
     first.kill()
     first.wait()
-    gate, received = _gated_recording_child(exporter, tmp_path)
+    gate, received = _recording_child(exporter, tmp_path)
 
     results: list[SpanExportResult] = []
     worker = threading.Thread(target=lambda: results.extend(exporter.export(rows) for _ in range(2)))
@@ -248,7 +256,7 @@ def test_a_batch_written_to_a_child_that_just_died_goes_to_its_replacement(expor
     first = exporter._proc
     first.kill()
     first.wait()
-    gate, received = _gated_recording_child(exporter, tmp_path)
+    gate, received = _recording_child(exporter, tmp_path)
 
     with mock.patch.object(first, "poll", return_value=None):  # its death not seen yet
         assert exporter.export(rows) is SpanExportResult.SUCCESS  # the write fails: held
@@ -264,45 +272,26 @@ def test_a_batch_written_to_a_child_that_just_died_goes_to_its_replacement(expor
 def test_a_batch_the_child_died_sending_goes_to_its_replacement(exporter, tmp_path):
     """Killed mid-export, the child never answers for that batch: the next child gets it
     (it may arrive twice, never not at all)."""
-    received, died = tmp_path / "received", tmp_path / "died"
-    child = textwrap.dedent(
-        """
-        import os, sys
-        import otel_kit._otlp_rows as rows
-        from otel_kit._export_process import _child_main
-
-        class Recording:
-            def export_rows(self, batch):
-                if not os.path.exists(sys.argv[2]):  # the first child dies sending its first batch
-                    open(sys.argv[2], "w").close()
-                    os._exit(9)
-                with open(sys.argv[1], "a") as out:
-                    out.write(f"{batch[2][0][0]}:{len(batch[2])}\\n")
-
-            def shutdown(self):
-                pass
-
-        rows.row_exporter = lambda protocol: Recording()
-        _child_main(sys.argv[3:])
-        """
-    )
-    exporter._argv = [exporter._argv[0], "-c", child, str(received), str(died), "grpc"]
-    rows = _rows(exporter)
-    first, second = ([(name, *row[1:]) for row in rows] for name in ("first", "second"))
+    gate, received = _recording_child(exporter, tmp_path, dies_sending=True)
+    first = _rows(exporter)
+    second = first * 2  # told apart by size
 
     assert exporter.export(first) is SpanExportResult.SUCCESS
+    with open(gate, "w"):
+        pass
     assert exporter.force_flush(timeout_millis=20_000) is False  # it died sending it
     assert exporter.export(second) is SpanExportResult.SUCCESS
+    with open(gate, "w"):
+        pass
     assert exporter.force_flush(timeout_millis=20_000) is True
 
-    assert died.exists()
-    assert received.read_text().split() == [f"first:{len(rows)}", f"second:{len(rows)}"]
+    assert received.read_text().split() == [str(len(first)), str(len(second))]
 
 
 def test_past_a_queue_of_held_rows_the_batch_waits_for_the_starting_child(exporter, tmp_path):
     rows = [exporter.catalog.row(span) for span in _spans()]
     exporter.max_held = len(rows)
-    gate, received = _gated_recording_child(exporter, tmp_path)
+    gate, received = _recording_child(exporter, tmp_path)
     assert exporter.export(rows) is SpanExportResult.SUCCESS  # held
     results: list[SpanExportResult] = []
     worker = threading.Thread(target=lambda: results.append(exporter.export(rows)))
