@@ -8,6 +8,7 @@ import pytest
 from otel_kit import ConfigError, integrations
 from otel_kit._settings import resolve
 from tests.helpers import run_python
+from tests.integration.servers import free_port
 
 
 def test_second_call_returns_same_handle_and_warns_when_settings_differ():
@@ -204,7 +205,12 @@ def test_exemplars_are_sampled_only_where_they_can_go(metrics_exporter, environ,
         print(type(kit.providers.meter_provider._sdk_config.exemplar_filter).__name__)
         otel_kit.shutdown()
         """,
-        env=environ,
+        # Nothing listens there: OTLP metrics' last export at shutdown gives up after 1 s, not 10.
+        env={
+            **environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+        },
     )
     assert result.stdout.split() == [expected], result.stderr
 
