@@ -347,7 +347,7 @@ class ProcessSpanExporter:
         self._fallback: SpanExporter | None = None
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
-        self._answered = False  # the running child has replied to a flush: its start-up is over
+        self._answered = False  # the running child has answered the flush sent at its start
         # Batches waiting for a child that is starting: sent one by one, never merged, as a
         # message past the collector's limit (4 MiB by default) would be refused whole.
         self._held: list[Sequence[tuple]] = []
