@@ -76,6 +76,8 @@ def _mode_env(mode: str, otlp_endpoint: str, base: dict[str, str]) -> dict[str, 
     env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
     if mode == "kit-in-process":  # the batch processor's thread encodes and sends, as in the stock SDK
         env["OTEL_KIT_EXPORT_PROCESS"] = "false"
+    if mode == "kit-no-export":  # spans recorded, none queued: what exporting costs the service
+        env["OTEL_TRACES_EXPORTER"] = "none"
     if mode == "kit-unsampled":  # every instrumentation runs, no span is recorded: the ceiling for span work
         env["OTEL_TRACES_SAMPLER"] = "always_off"
     env.update(OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none", OTEL_SERVICE_NAME="bench")
