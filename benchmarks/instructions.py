@@ -68,7 +68,8 @@ def _count(path: str, requests: int, env: dict[str, str]) -> int:
             text=True,
         )
         _, stderr = process.communicate()
-        log = (Path(tmp) / f"{process.pid}.log").read_text()
+        log_file = Path(tmp) / f"{process.pid}.log"
+        log = log_file.read_text() if log_file.exists() else ""
         if process.returncode != 0:
             raise RuntimeError(f"{path} ({env.get('BENCH_MODE')}) failed:\n{stderr[-2000:]}\n{log[-2000:]}")
         found = re.search(r"I\s+refs:\s+([\d,]+)", log)
@@ -86,9 +87,12 @@ def main(
     jobs: Annotated[int, typer.Option(help="valgrind runs at once")] = 2,
     output: Path = ROOT / "benchmarks" / "results" / "instructions.json",
 ) -> None:
-    short, long = (int(n) for n in requests.split(","))
-    if long <= short:
-        raise typer.BadParameter(f"--requests {requests!r}: the second length must be the larger")
+    try:
+        short, long = (int(n) for n in requests.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--requests {requests!r}: two request counts, e.g. 100,500") from None
+    if not 0 < short < long:
+        raise typer.BadParameter(f"--requests {requests!r}: two request counts, the second the larger")
     mode_list, endpoint_list = modes.split(","), endpoints.split(",")
     if "bare" not in mode_list:
         raise typer.BadParameter(f"--modes {modes!r}: include bare, the ratios are to it")
