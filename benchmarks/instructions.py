@@ -33,6 +33,9 @@ from benchmarks.overhead import ENDPOINTS, _mode_env, _servers, collector  # noq
 
 app = typer.Typer(add_completion=False)
 console = Console(stderr=True)
+# zero-code runs through opentelemetry-instrument, which execs a second interpreter that
+# valgrind would not follow.
+_MODES = ("bare", "kit", "kit-in-process", "kit-no-export", "kit-unsampled")
 _WARMUP = 200  # requests before either count starts to matter: caches, lazy imports, the export process
 
 
@@ -94,6 +97,11 @@ def main(
     if not 0 < short < long:
         raise typer.BadParameter(f"--requests {requests!r}: two request counts, the second the larger")
     mode_list, endpoint_list = modes.split(","), endpoints.split(",")
+    unknown = set(mode_list) - set(_MODES)
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        known = ", ".join(_MODES)
+        raise typer.BadParameter(f"--modes {modes!r}: {names}: not a mode this benchmark runs; use {known}")
     if "bare" not in mode_list:
         raise typer.BadParameter(f"--modes {modes!r}: include bare, the ratios are to it")
     runs = [(e, m, n) for e in endpoint_list for m in mode_list for n in (short, long)]
