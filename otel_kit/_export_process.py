@@ -397,7 +397,6 @@ class ProcessSpanExporter:
             else:
                 proc = None if self._fallback is not None else self._running_child()
                 if proc is not None and self._started(proc):
-                    self._read_replies(proc)
                     unsent = self._send_batches(proc, [*self._take_held(), rows])
                     if not unsent:
                         return SpanExportResult.SUCCESS
@@ -437,12 +436,10 @@ class ProcessSpanExporter:
         Until then a batch written to it would stall the batch worker on a full pipe while the
         queue filled: at 7,000 spans a second that dropped 192 spans of 28,000 with the
         collector up. So the in-process exporter carries on meanwhile, or rows are held.
+        Also takes the replies written so far. A child that died starting never answers:
+        the next batch finds it gone.
         """
-        if not self._answered and select.select([proc.stdout], [], [], 0)[0]:
-            try:
-                self._answer(pickle.load(proc.stdout))
-            except (EOFError, pickle.UnpicklingError, OSError):
-                return False  # it died starting: the next batch finds it gone
+        if self._read_replies(proc):
             self._answered = True
         return self._answered
 
@@ -452,11 +449,14 @@ class ProcessSpanExporter:
         while unanswered and unanswered[0][0] <= number:
             unanswered.popleft()
 
-    def _read_replies(self, proc: subprocess.Popen) -> None:
-        """Take the replies the child has written so far, without waiting for more."""
+    def _read_replies(self, proc: subprocess.Popen) -> bool:
+        """Take the replies the child has written so far, without waiting for more; whether any."""
+        read = False
         with contextlib.suppress(EOFError, pickle.UnpicklingError, OSError, ValueError):
             while select.select([proc.stdout], [], [], 0)[0]:
                 self._answer(pickle.load(proc.stdout))
+                read = True
+        return read
 
     def _hold(self, proc: subprocess.Popen | None, batches: list[Sequence[tuple]]) -> SpanExportResult:
         """Keep batches for a child that is starting (a replacement, or `true` mode's first).
