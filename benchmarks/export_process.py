@@ -20,6 +20,7 @@ from typing import Annotated
 
 import httpx
 import typer
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
@@ -33,11 +34,13 @@ app = typer.Typer(add_completion=False)
 
 
 def _accepted(metrics_url: str) -> float:
-    text = httpx.get(metrics_url, timeout=5).text
+    families = text_string_to_metric_families(httpx.get(metrics_url, timeout=5).text)
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("otelcol_receiver_accepted_spans")
+        sample.value
+        for family in families
+        if family.name == "otelcol_receiver_accepted_spans"
+        for sample in family.samples
+        if not sample.name.endswith("_created")
     )
 
 
