@@ -1,4 +1,4 @@
-"""Rate-limit the SDK's per-item warnings: with the collector down they cost more than the spans.
+"""Rate-limit per-item warnings: a dead collector or a peer sending bad headers must not flood logs.
 
 The batch processor logs "Queue full, dropping spans." for every dropped span; on a busy
 service that is thousands of log records a second, each formatted, written and exported
@@ -17,6 +17,12 @@ _NOISY_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.grpc.exporter",  # "Transient error ... retrying"
     "opentelemetry.exporter.otlp.proto.http.trace_exporter",
     "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    # A malformed traceparent, tracestate or baggage header, or a bad order id in baggage, is
+    # warned about per request (the API quotes a whole 8 KiB baggage header each time).
+    "opentelemetry.trace.propagation.tracecontext",
+    "opentelemetry.trace.span",  # tracestate parsing
+    "opentelemetry.baggage.propagation",
+    "otel_kit.baggage",
 )
 
 

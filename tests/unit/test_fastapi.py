@@ -46,6 +46,19 @@ def test_one_server_span_named_by_route_with_order_id(spans):
     assert format(server.context.trace_id, "032x") == TRACEPARENT.split("-")[1]
 
 
+def test_bad_order_id_from_upstream_tags_nothing_and_the_request_succeeds(spans):
+    app = FastAPI()
+
+    @app.get("/orders/current")
+    def current() -> dict:
+        return {"order": otel_kit.current_order_id()}
+
+    response = TestClient(app).get("/orders/current", headers={"baggage": "order.id=%3Cscript%3E"})
+    assert response.status_code == 200
+    assert response.json() == {"order": None}
+    assert "order.id" not in spans.all()[0].attributes
+
+
 def test_response_carries_trace_id_for_support(spans):
     response = TestClient(make_app()).post("/orders/A-2", json={"items": 1})
     version, trace_id, span_id, flags = response.headers["traceresponse"].split("-")
