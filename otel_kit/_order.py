@@ -10,33 +10,31 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from opentelemetry import baggage, context, propagate, trace
-from opentelemetry.context import Context
-from opentelemetry.propagators import textmap
+from opentelemetry import baggage, context, trace
 
 ORDER_ID_KEY = "order.id"
 _MAX_LENGTH = 128
 # Ids end up in HTTP headers, AMQP headers and Jaeger search: keep to a safe, readable alphabet.
 _VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]*")
 _log = logging.getLogger("otel_kit")
-# Its warnings are rate-limited (otel_kit._quiet): one misbehaving upstream sends a bad id every request.
-_incoming_log = logging.getLogger("otel_kit.baggage")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-_EXPECTED = "expected up to %d characters of letters, digits and ._:- (starting with a letter or digit)"
+EXPECTED = (
+    f"expected up to {_MAX_LENGTH} characters of letters, digits and ._:- (starting with a letter or digit)"
+)
 
 
-def _is_valid(value: str) -> bool:
+def is_valid(value: str) -> bool:
     return len(value) <= _MAX_LENGTH and _VALID.fullmatch(value) is not None
 
 
 def _validated(order_id: object) -> str | None:
     value = str(order_id) if isinstance(order_id, int | str) and not isinstance(order_id, bool) else None
-    if value is None or not _is_valid(value):
+    if value is None or not is_valid(value):
         # Never raise in the request path: the order proceeds, untagged.
-        _log.warning("otel_kit: order id %.80r dropped: " + _EXPECTED, order_id, _MAX_LENGTH)
+        _log.warning("otel_kit: order id %.80r dropped: " + EXPECTED, order_id)
         return None
     return value
 
@@ -106,49 +104,3 @@ def current_order_id() -> str | None:
     """The order id in the current context, whether set here or received from upstream."""
     value = baggage.get_baggage(ORDER_ID_KEY)
     return str(value) if value is not None else None
-
-
-class _ValidatingPropagator(textmap.TextMapPropagator):
-    """The configured propagators, with an `order.id` received in baggage held to `order()`'s rules.
-
-    Upstream may be a service without the kit, or a client: an id `order()` would refuse must
-    not reach span attributes, Jaeger search or the next hop either. Wrapping the global
-    propagator checks it once per incoming request or message, wherever it is extracted.
-    """
-
-    def __init__(self, inner: textmap.TextMapPropagator) -> None:
-        self._inner = inner
-
-    def extract(
-        self,
-        carrier: textmap.CarrierT,
-        context: Context | None = None,
-        getter: textmap.Getter[textmap.CarrierT] = textmap.default_getter,
-    ) -> Context:
-        extracted = self._inner.extract(carrier, context, getter)
-        value = baggage.get_baggage(ORDER_ID_KEY, extracted)
-        if value is None or (isinstance(value, str) and _is_valid(value)):
-            return extracted
-        _incoming_log.warning(
-            "otel_kit: order id %.80r received in baggage dropped: " + _EXPECTED, value, _MAX_LENGTH
-        )
-        return baggage.remove_baggage(ORDER_ID_KEY, extracted)
-
-    def inject(
-        self,
-        carrier: textmap.CarrierT,
-        context: Context | None = None,
-        setter: textmap.Setter[textmap.CarrierT] = textmap.default_setter,
-    ) -> None:
-        self._inner.inject(carrier, context, setter)
-
-    @property
-    def fields(self) -> set[str]:
-        return self._inner.fields
-
-
-def validate_incoming_order_ids() -> None:
-    """Wrap the global propagator (from OTEL_PROPAGATORS) so a received `order.id` is validated."""
-    current = propagate.get_global_textmap()
-    if not isinstance(current, _ValidatingPropagator):
-        propagate.set_global_textmap(_ValidatingPropagator(current))

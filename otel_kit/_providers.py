@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from otel_kit._export_process import AUTO_MIN_RATE, ProcessBatchSpanProcessor, ProcessSpanExporter
-from otel_kit._order import validate_incoming_order_ids
+from otel_kit._incoming import guard_extraction
 from otel_kit._otlp_rows import row_exporter
 from otel_kit._quiet import quiet_sdk_warnings
 from otel_kit._settings import ConfigError, Settings
@@ -271,7 +271,7 @@ def _build(settings: Settings) -> Providers:
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(ConsoleLogRecordExporter()))
 
     trace.set_tracer_provider(tracer_provider)
-    validate_incoming_order_ids()
+    guard_extraction()
     metrics.set_meter_provider(meters)
     _logs.set_logger_provider(logger_provider or _logs.NoOpLoggerProvider())
     return Providers(tracer_provider, meter_provider, logger_provider, metrics_port)
