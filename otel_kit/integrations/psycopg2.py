@@ -1,16 +1,19 @@
 """PostgreSQL (psycopg2): one client span per statement, named by operation and table, no values.
 
-Built on contrib's Psycopg2Instrumentor, with three of its gaps closed (docs/pitfalls):
-spans are named `INSERT orders` rather than `INSERT` so span metrics can tell queries
-apart; literals in the statement text are replaced by `?`; and cursors made with
-`conn.cursor(cursor_factory=RealDictCursor)` are traced too. sqlcommenter stays off: its
-per-query comment defeats statement caching and floods pg_stat_statements. What contrib
-builds per connect() (an integration, traced classes) is built once here.
+Built on contrib's Psycopg2Instrumentor, with its gaps closed (docs/pitfalls): spans are
+named `INSERT orders` rather than `INSERT` so span metrics can tell queries apart; literals
+in the statement text are replaced by `?`; cursors made with
+`conn.cursor(cursor_factory=RealDictCursor)` are traced too; and statements given as bytes
+(what `execute_values` and `execute_batch` send) or as a bare `sql.SQL` are read as text
+(contrib's psycopg2 tracer passes them through, and naming them raised). sqlcommenter stays
+off: its per-query comment defeats statement caching and floods pg_stat_statements. What
+contrib builds per connect() (an integration, traced classes) is built once here.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import time
 from typing import Any
@@ -22,6 +25,7 @@ from opentelemetry.instrumentation.psycopg2 import CursorTracer, DatabaseApiInte
 from opentelemetry.instrumentation.psycopg2.version import __version__
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import SpanKind
+from psycopg2.sql import Composable
 
 from otel_kit._settings import Settings
 from otel_kit.integrations._recorder import Recorder
@@ -37,11 +41,25 @@ _TABLE_PATTERNS = {
 _LEADING_COMMENT = re.compile(r"^\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*", re.DOTALL)
 # String literals ('it''s'), and numbers that are not part of a name or a $1 placeholder.
 _LITERALS = re.compile(r"'(?:[^']|'')*'|(?<![\w$.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
+# Longer statements (bulk inserts by execute_values, SQL with its data inline) are worked out
+# each time and never cached: the caches hold up to 1,024 statements, which must stay small.
+_MAX_CACHED_LENGTH = 4096
+_log = logging.getLogger("otel_kit")
+
+
+def summarize(statement: str) -> tuple[str, str | None]:
+    """`("INSERT", "orders")` for `INSERT INTO orders ...`; table None when there is none to name."""
+    cached = len(statement) <= _MAX_CACHED_LENGTH
+    return _summarize(statement) if cached else _summarize.__wrapped__(statement)
+
+
+def scrub(statement: str) -> str:
+    """The statement with every literal value replaced by `?` (placeholders are kept)."""
+    return _scrub(statement) if len(statement) <= _MAX_CACHED_LENGTH else _scrub.__wrapped__(statement)
 
 
 @functools.lru_cache(maxsize=1024)
-def summarize(statement: str) -> tuple[str, str | None]:
-    """`("INSERT", "orders")` for `INSERT INTO orders ...`; table None when there is none to name."""
+def _summarize(statement: str) -> tuple[str, str | None]:
     text = _LEADING_COMMENT.sub("", statement, count=1)
     words = text.split(maxsplit=1)
     if not words:
@@ -53,8 +71,7 @@ def summarize(statement: str) -> tuple[str, str | None]:
 
 
 @functools.lru_cache(maxsize=1024)
-def scrub(statement: str) -> str:
-    """The statement with every literal value replaced by `?` (placeholders are kept)."""
+def _scrub(statement: str) -> str:
     return _LITERALS.sub("?", statement)
 
 
@@ -77,8 +94,13 @@ class _CursorTracer(CursorTracer):
             return query_method(*args, **kwargs)
         statement = args[0] if args else None
         details = None
-        if isinstance(statement, (str, bytes)):  # composed statements go contrib's way
-            details = self._details.get(statement) or self._remember(cursor, args)
+        # Composed statements go contrib's way, as do long ones (not cached).
+        if isinstance(statement, (str, bytes)) and len(statement) <= _MAX_CACHED_LENGTH:
+            try:
+                details = self._details.get(statement) or self._remember(cursor, args)
+            except Exception:  # the statement runs all the same, untraced
+                _log.debug("otel_kit: no span for a psycopg2 statement", exc_info=True)
+                return query_method(*args, **kwargs)
         if details is None:
             return super().traced_execution(cursor, query_method, *args, **kwargs)
         name, attributes, operation_name = details
@@ -105,20 +127,30 @@ class _CursorTracer(CursorTracer):
         details = self._details[args[0]] = (name, recorder.attributes, operation_name)
         return details
 
-    def get_operation_name(self, cursor: Any, args: Any) -> str:
+    def _text(self, cursor: Any, args: Any) -> str:
+        """The statement as text. Contrib's psycopg2 tracer renders `sql.Composed` only, and
+        passes bytes (what `execute_values` and `execute_batch` send) and a bare `sql.SQL` through."""
         statement = super().get_statement(cursor, args)
+        if isinstance(statement, Composable):
+            return statement.as_string(cursor)
+        if isinstance(statement, bytes):
+            return statement.decode("utf-8", "replace")
+        return statement if isinstance(statement, str) else ""
+
+    def get_operation_name(self, cursor: Any, args: Any) -> str:
+        statement = self._text(cursor, args)
         operation, table = summarize(statement) if statement else ("", None)
         return f"{operation} {table}" if table else operation
 
     def get_statement(self, cursor: Any, args: Any) -> str:
-        statement = super().get_statement(cursor, args)
+        statement = self._text(cursor, args)
         return scrub(statement) if statement else statement
 
     def _populate_span(self, span: Any, cursor: Any, *args: Any) -> None:
         super()._populate_span(span, cursor, *args)
         if not span.is_recording():
             return
-        statement = super().get_statement(cursor, args)
+        statement = self._text(cursor, args)
         operation, table = summarize(statement) if statement else ("", None)
         if table:
             span.set_attributes({"db.operation.name": operation, "db.collection.name": table})

@@ -190,3 +190,49 @@ def test_statement_spans_made_once_match_contrib_per_execute(kit, dsn, spans, st
         assert [event.name for event in cached.events] == ["exception"]
     assert "P-1" not in str(dict(cached.attributes))
     assert "secret" not in str(dict(cached.attributes))
+
+
+_LONG_IN = ", ".join(["%s"] * 1500)  # over 4,096 characters: worked out each time, never cached
+_INSERTS = {
+    "bytes": lambda cur: cur.execute(b"INSERT INTO orders VALUES (%s, 1)", ("W-bytes",)),
+    "sql.SQL": lambda cur: cur.execute(psycopg2.sql.SQL("INSERT INTO orders VALUES ('W-sql', 1)")),
+    "execute_values": lambda cur: psycopg2.extras.execute_values(
+        cur, "INSERT INTO orders VALUES %s", [("W-values", 1)]
+    ),
+    "execute_batch": lambda cur: psycopg2.extras.execute_batch(
+        cur, "INSERT INTO orders VALUES (%s, 1)", [("W-batch",)]
+    ),
+    "long": lambda cur: cur.execute(
+        f"INSERT INTO orders SELECT id, 1 FROM unnest(ARRAY[{_LONG_IN}]) AS id",
+        ["W-long", *(f"W-long-{n}" for n in range(1499))],
+    ),
+}
+
+
+@pytest.mark.parametrize("form", _INSERTS)
+def test_every_form_of_statement_runs_and_is_traced_without_its_values(kit, dsn, spans, form):
+    """Bytes (what execute_values and execute_batch send) and a bare sql.SQL made the kit raise."""
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cur:
+        _INSERTS[form](cur)
+        cur.execute("SELECT count(*) FROM orders WHERE id LIKE 'W-%%'")
+        (inserted,) = cur.fetchone()
+        tracer = getattr(connection, psycopg2_integration._TRACER_ATTRIBUTE)
+        connection.rollback()
+
+    assert inserted >= 1
+    insert = next(span for span in spans.all() if span.kind is SpanKind.CLIENT)
+    assert insert.name == "INSERT orders"
+    assert insert.attributes["db.collection.name"] == "orders"
+    assert "W-" not in insert.attributes["db.statement"]
+    assert all(len(key) <= psycopg2_integration._MAX_CACHED_LENGTH for key in tracer._details)
+
+
+def test_a_statement_the_kit_cannot_describe_runs_untraced(kit, dsn, spans, monkeypatch):
+    def fail(*args):
+        raise RuntimeError("cannot describe this statement")
+
+    monkeypatch.setattr(psycopg2_integration._CursorTracer, "_remember", fail)
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cur:
+        cur.execute("SELECT 42 AS never_seen_before")
+        assert cur.fetchone() == (42,)
+    assert [span for span in spans.all() if span.kind is SpanKind.CLIENT] == []
