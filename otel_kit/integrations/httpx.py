@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.http import redact_url, sanitize_method
 
 from otel_kit._settings import Settings
+from otel_kit.integrations._urls import redact_sigv4_parameters
 
 _log = logging.getLogger("otel_kit")
 _contrib_sync = HTTPXClientInstrumentor._handle_request_wrapper
@@ -34,6 +35,7 @@ _contrib_async = HTTPXClientInstrumentor._handle_async_request_wrapper
 
 
 def instrument(settings: Settings) -> None:
+    redact_sigv4_parameters()
     _Instrumentor().instrument()
 
 

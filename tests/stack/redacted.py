@@ -4,5 +4,6 @@ SECRET_VALUES = {
     "customer.email": "alice@example.com",
     "payment.card": "4111111111111111",
     "auth.password": "hunter2-not-for-jaeger",
+    "url.full": "https://orders.s3.amazonaws.com/o.pdf?X-Amz-Signature=sigv4-not-for-jaeger",
     "db.query.text": "SELECT * FROM customers WHERE note = 'literal-not-for-jaeger'",
 }

@@ -177,6 +177,7 @@ def test_redacted_values_never_reach_jaeger(run: Run) -> None:
     # The keys stay (so one can see something was there); the values are masked or scrubbed.
     assert set(SECRET_VALUES) <= set(tags)
     assert "literal-not-for-jaeger" not in str(tags["db.query.text"])
+    assert "sigv4-not-for-jaeger" not in str(tags["url.full"])
 
 
 @pytest.mark.parametrize(("metric", "service", "extra"), [

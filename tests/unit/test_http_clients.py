@@ -31,19 +31,19 @@ def echo_app() -> FastAPI:
     return app
 
 
-def _call_requests(url: str) -> dict:
-    return requests.get(f"{url}/echo", timeout=5).json()
+def _call_requests(url: str, path: str = "/echo") -> dict:
+    return requests.get(f"{url}{path}", timeout=5).json()
 
 
-def _call_httpx(url: str) -> dict:
+def _call_httpx(url: str, path: str = "/echo") -> dict:
     with httpx.Client() as client:
-        return client.get(f"{url}/echo").json()
+        return client.get(f"{url}{path}").json()
 
 
-def _call_httpx_async(url: str) -> dict:
+def _call_httpx_async(url: str, path: str = "/echo") -> dict:
     async def call() -> dict:
         async with httpx.AsyncClient() as client:
-            return (await client.get(f"{url}/echo")).json()
+            return (await client.get(f"{url}{path}")).json()
 
     return asyncio.run(call())
 
@@ -116,6 +116,19 @@ def _trace_one(wrapper, url: str, asynchronous: bool) -> tuple[ReadableSpan, dic
         return span, None
     [point] = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points
     return span, {**point.attributes, "count": point.count}
+
+
+@pytest.mark.parametrize("call", [_call_requests, _call_httpx, _call_httpx_async])
+def test_a_presigned_url_is_exported_without_its_signature(spans, call):
+    sigv4 = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20261122&X-Amz-Expires=60"
+    sigv4 += "&X-Amz-Security-Token=session-token&X-Amz-Signature=abc123def&X-Amz-SignedHeaders=host"
+    with serve(echo_app()) as url:
+        call(url, f"/echo?{sigv4}")
+    full = next(span for span in spans.all() if span.kind is SpanKind.CLIENT).attributes["url.full"]
+    for secret in ("AKIA", "session-token", "abc123def"):
+        assert secret not in full
+    assert "X-Amz-Signature=REDACTED" in full
+    assert "X-Amz-Expires=60" in full
 
 
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
