@@ -4,8 +4,8 @@ Every extraction (FastAPI's server span, contrib's and the kit's RabbitMQ consum
 `message_context`, anyone's `propagate.extract`) goes through the global propagator, so the
 kit wraps it once. A message's headers come from any publisher: the API's propagators expect
 strings and raised on an int or on bytes, and contrib's `basic_consume` wrapper let that
-escape from `start_consuming()`, stopping the consumer for good (the message is redelivered
-to the next one).
+escape from `start_consuming()`: the consumer stopped, and so did the next one the message
+was redelivered to.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from opentelemetry.propagators import textmap
 from otel_kit._order import EXPECTED, ORDER_ID_KEY, is_valid
 
 # Rate-limited (otel_kit._quiet): one misbehaving peer sends the same bad header every time.
-_log = logging.getLogger("otel_kit.baggage")
+_log = logging.getLogger("otel_kit.incoming")
 
 
 class _Strings(textmap.Getter):
@@ -33,7 +33,7 @@ class _Strings(textmap.Getter):
         values = self._inner.get(carrier, key)
         if values is None:
             return None
-        if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        if isinstance(values, str | bytes | bytearray) or not isinstance(values, Sequence):
             values = [values]  # a getter that returned the bare value
         strings = []
         for value in values:

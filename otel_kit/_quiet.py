@@ -22,7 +22,7 @@ _NOISY_LOGGERS = (
     "opentelemetry.trace.propagation.tracecontext",
     "opentelemetry.trace.span",  # tracestate parsing
     "opentelemetry.baggage.propagation",
-    "otel_kit.baggage",
+    "otel_kit.incoming",
 )
 
 

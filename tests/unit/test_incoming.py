@@ -41,13 +41,13 @@ def test_good_id_received_in_baggage_tags_spans(spans):
 
 
 def test_bad_ids_received_are_warned_about_once_a_minute(kit, caplog, monkeypatch):
-    logger = logging.getLogger("otel_kit.baggage")
+    logger = logging.getLogger("otel_kit.incoming")
     assert any(isinstance(f, _OncePerInterval) for f in logger.filters)  # set up by init()
     monkeypatch.setattr(logger, "filters", [_OncePerInterval(interval=60)])  # none held from other tests
-    with caplog.at_level(logging.WARNING, "otel_kit.baggage"):
+    with caplog.at_level(logging.WARNING, "otel_kit.incoming"):
         for n in range(100):
             propagate.extract({"baggage": f"order.id=bad%20id-{n}"})
-    (record,) = [r for r in caplog.records if r.name == "otel_kit.baggage"]
+    (record,) = [r for r in caplog.records if r.name == "otel_kit.incoming"]
     assert "'bad id-0' received in baggage dropped" in record.getMessage()
 
 
@@ -82,9 +82,9 @@ def test_context_headers_sent_as_bytes_are_read(kit):
 
 
 def test_a_carrier_that_cannot_be_read_starts_a_new_trace_with_a_warning(kit, caplog, monkeypatch):
-    logger = logging.getLogger("otel_kit.baggage")
+    logger = logging.getLogger("otel_kit.incoming")
     monkeypatch.setattr(logger, "filters", [_OncePerInterval(interval=60)])  # none held from other tests
-    with caplog.at_level(logging.WARNING, "otel_kit.baggage"):
+    with caplog.at_level(logging.WARNING, "otel_kit.incoming"):
         ctx = propagate.extract(object())  # the default getter calls carrier.get()
     assert not trace.get_current_span(ctx).get_span_context().is_valid
     assert "trace context not read (AttributeError" in caplog.text
