@@ -86,9 +86,10 @@ def _start(resolved: Settings) -> Telemetry:
     if resolved.disabled:
         _log.info("otel_kit: OTEL_SDK_DISABLED=true, telemetry is off")
         return Telemetry(resolved)
-    from otel_kit import _providers, integrations
+    from otel_kit import _providers, _settings, integrations
 
     chosen = integrations.select(resolved)  # raises before anything global is touched
+    _settings.align_environment(os.environ)  # read by the exporters here and in the export process
     # Stable HTTP conventions (http.request.method, http.response.status_code, body sizes)
     # are what the collector's span metrics and the dashboards group by.
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -180,6 +180,22 @@ def _env(environ: Mapping[str, str], name: str) -> str | None:
         value = environ.get(name)
     # An empty variable counts as unset, as in the OTel SDK.
     return value if value is not None and value.strip() != "" else None
+
+
+def align_environment(environ: MutableMapping[str, str]) -> None:
+    """Make the OTEL_* variables the SDK's exporters read say what the kit read in them.
+
+    The kit, as the OTel specification asks, takes an empty variable as unset and an endpoint
+    without the blanks around it. The Python OTLP exporters take `OTEL_EXPORTER_OTLP_ENDPOINT=""`
+    (what compose writes for an unset `${VAR}`) as the endpoint "" and `" http://c:4317"` as
+    it stands: both sent every span nowhere, while the kit reported the default or the URL.
+    """
+    for name in [name for name in environ if name.startswith("OTEL_")]:
+        value = environ[name]
+        if not value.strip():
+            del environ[name]
+        elif name.startswith("OTEL_EXPORTER_OTLP_") and name.endswith("ENDPOINT"):
+            environ[name] = value.strip()
 
 
 def _resource_attributes(environ: Mapping[str, str]) -> dict[str, str]:

@@ -143,3 +143,33 @@ def test_an_endpoint_given_to_init_wins_over_the_environment_in_the_export_proce
     )
     assert result.returncode == 0, result.stderr
     collector.wait_for(f"Name           : {marker}")
+
+
+@pytest.mark.parametrize("export_process", ["true", "false"], ids=["child-process", "in-process"])
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_blank_and_padded_endpoint_variables_are_read_as_the_kit_reads_them(
+    collector, protocol, export_process
+):
+    marker = f"padded-{uuid.uuid4().hex[:8]}"
+    endpoint = (
+        f"http://127.0.0.1:{collector.grpc}"
+        if protocol == "grpc"
+        else f"http://127.0.0.1:{collector.http}/v1/traces"
+    )
+    result = run_python(
+        f"""
+        import otel_kit
+        from opentelemetry import trace
+        otel_kit.init("shop", metrics_exporter="none", logs_exporter="none")
+        trace.get_tracer("t").start_span("{marker}").end()
+        otel_kit.shutdown()
+        """,
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "",  # compose's ${VAR} with VAR unset: unset, not ""
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"  {endpoint} ",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_KIT_EXPORT_PROCESS": export_process,
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    collector.wait_for(f"Name           : {marker}")

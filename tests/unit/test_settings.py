@@ -3,7 +3,8 @@
 import pytest
 
 from otel_kit import ConfigError
-from otel_kit._settings import resolve
+from otel_kit._settings import align_environment, resolve
+from tests.helpers import run_python
 
 
 def test_defaults_need_only_a_service_name():
@@ -41,6 +42,38 @@ def test_resource_attributes_variable_beats_kit_variable():
 
 def test_empty_variable_counts_as_unset():
     assert resolve({"service_name": "shop"}, {"OTEL_EXPORTER_OTLP_PROTOCOL": " "}).otlp_protocol == "grpc"
+
+
+def test_the_exporters_read_the_environment_as_the_kit_reads_it():
+    environ = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "  http://collector:4317 ",
+        "OTEL_EXPORTER_OTLP_HEADERS": " api-key=a b",
+        "OTEL_BSP_SCHEDULE_DELAY": " ",
+        "PATH": "",
+    }
+    align_environment(environ)
+    assert environ == {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4317",
+        "OTEL_EXPORTER_OTLP_HEADERS": " api-key=a b",  # only endpoints are trimmed
+        "PATH": "",  # not ours
+    }
+
+
+def test_an_empty_endpoint_variable_leaves_the_exporters_their_default():
+    # What compose writes for OTEL_EXPORTER_OTLP_ENDPOINT=${OTEL_ENDPOINT} with OTEL_ENDPOINT unset.
+    result = run_python(
+        """
+        import otel_kit
+        otel_kit.init("shop", metrics_exporter="none", logs_exporter="none", export_process="false")
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+        print(Grpc()._endpoint, Http()._endpoint)
+        """,
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["localhost:4317", "http://localhost:4318/v1/traces"]
 
 
 def test_lists_are_split_and_trimmed():
