@@ -89,13 +89,14 @@ def _instrumentation_list(raw: str | list[str] | tuple[str, ...]) -> tuple[str, 
 
 def _endpoint(raw: str) -> str:
     value = raw.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("an absolute URL such as http://localhost:4317")
+    expected = "an absolute URL such as http://localhost:4317"
     try:
+        parts = urlsplit(value)  # raises on a malformed IPv6 host
         parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise ValueError("an absolute URL such as http://localhost:4317") from None
+    except ValueError as exc:
+        raise ValueError(f"{expected} ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(expected)
     return value
 
 

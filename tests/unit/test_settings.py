@@ -104,6 +104,10 @@ def test_lists_are_split_and_trimmed():
         ),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:43x7"}, "OTEL_EXPORTER_OTLP_ENDPOINT="),
         (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://[::1"},
+            "'http://[::1' is not valid: expected an absolute URL such as http://localhost:4317 (Invalid",
+        ),
+        (
             {"OTEL_KIT_METRICS_PORT": "70000"},
             "OTEL_KIT_METRICS_PORT='70000' is not valid: expected a TCP port",
         ),
