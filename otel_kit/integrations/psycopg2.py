@@ -16,6 +16,7 @@ import functools
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg2
@@ -47,19 +48,20 @@ _MAX_CACHED_LENGTH = 4096
 _log = logging.getLogger("otel_kit")
 
 
+def _cached_when_short(work: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`work` behind an LRU cache of 1,024 statements, each up to _MAX_CACHED_LENGTH long."""
+    cached = functools.lru_cache(maxsize=1024)(work)
+
+    @functools.wraps(work)
+    def call(statement: str) -> Any:
+        return cached(statement) if len(statement) <= _MAX_CACHED_LENGTH else work(statement)
+
+    return call
+
+
+@_cached_when_short
 def summarize(statement: str) -> tuple[str, str | None]:
     """`("INSERT", "orders")` for `INSERT INTO orders ...`; table None when there is none to name."""
-    cached = len(statement) <= _MAX_CACHED_LENGTH
-    return _summarize(statement) if cached else _summarize.__wrapped__(statement)
-
-
-def scrub(statement: str) -> str:
-    """The statement with every literal value replaced by `?` (placeholders are kept)."""
-    return _scrub(statement) if len(statement) <= _MAX_CACHED_LENGTH else _scrub.__wrapped__(statement)
-
-
-@functools.lru_cache(maxsize=1024)
-def _summarize(statement: str) -> tuple[str, str | None]:
     text = _LEADING_COMMENT.sub("", statement, count=1)
     words = text.split(maxsplit=1)
     if not words:
@@ -70,8 +72,9 @@ def _summarize(statement: str) -> tuple[str, str | None]:
     return operation, (match.group(1).replace('"', "") if match else None)
 
 
-@functools.lru_cache(maxsize=1024)
-def _scrub(statement: str) -> str:
+@_cached_when_short
+def scrub(statement: str) -> str:
+    """The statement with every literal value replaced by `?` (placeholders are kept)."""
     return _LITERALS.sub("?", statement)
 
 
