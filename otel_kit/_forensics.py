@@ -150,7 +150,8 @@ def verdict(order_id: str, traces: list[dict], done: tuple[str, str]) -> Verdict
     """completed if the order reached the terminal step `done` (service, operation); else the cause.
 
     Failed: the deepest error (an error span without an erroring child: the CRM's 500, not
-    the MES client span that saw it), else the consumer whose message was dead-lettered.
+    the MES client span that saw it) and, if the message was dead-lettered, where it went;
+    else the consumer whose message was dead-lettered.
     Stuck: nothing failed, the path just ends; a message published and never consumed is
     named as such.
     """
@@ -170,12 +171,14 @@ def verdict(order_id: str, traces: list[dict], done: tuple[str, str]) -> Verdict
             result.reason = f"after {len(retried)} failed attempt(s): {retried[0].service}: {retried[0].note}"
         return result
     root_causes = [e for e in errors if not any(c.error for c in children.get(e.span_id, []))]
+    dead = [s for s in steps if "dead letter" in s.note]
     if root_causes:
         cause = root_causes[-1]
         result.outcome, result.service, result.step = "failed", cause.service, cause.operation
         result.reason = cause.note or "error"
+        if dead:  # where the message is now: support can replay it from there
+            result.reason += f"; dead-lettered: {dead[0].note.removeprefix('dead letter: ')}"
         return result
-    dead = [s for s in steps if "dead letter" in s.note]
     if dead:
         letter = dead[0]
         # The consumer that gave the message up is its sibling: same producer span, another consumer.

@@ -6,6 +6,8 @@ span that lasts while the caller processes the message instead of one that ends 
 and a BlockingChannel publish makes one producer span, not two nested ones (contrib
 instruments both the blocking channel and the channel inside it). That producer span is
 contrib's, with its name and attributes worked out once per destination (`_publisher`).
+A message the consumer rejects or nacks marks its consumer span as an error: contrib leaves
+it "ok", so a dead-lettered order looked processed (`_rejecting`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import time
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from typing import Any
 
 import wrapt
@@ -39,6 +42,11 @@ _publish_tracer = trace.get_tracer(
 )
 _MAX_DESTINATIONS = 256  # per channel, least recently used first out
 _NO_IDS = BasicProperties()  # all _enrich_span reads of a message's properties is its two ids
+# The consumer span of the message being processed, set by every consumer path through
+# `_on_consume` (contrib's basic_consume calls it as its hook) and `message_context`. A
+# ContextVar because contrib gives its hook the span but not the delivery; it outlives the
+# span, which is harmless: an ended span is no longer recording and is left alone.
+_delivery: ContextVar[trace.Span | None] = ContextVar("otel_kit_pika_delivery", default=None)
 
 
 def instrument(settings: Settings) -> None:
@@ -49,6 +57,8 @@ def instrument(settings: Settings) -> None:
         wrapt.wrap_function_wrapper(BlockingChannel, "consume", _consume)
         wrapt.wrap_function_wrapper(BlockingChannel, "basic_get", _basic_get)
         wrapt.wrap_function_wrapper(BlockingConnection, "channel", _blocking_channel)
+        wrapt.wrap_function_wrapper(BlockingChannel, "basic_reject", _rejecting(_reject_requeue))
+        wrapt.wrap_function_wrapper(BlockingChannel, "basic_nack", _rejecting(_nack_requeue))
 
 
 def _blocking_channel(wrapped: Any, connection: BlockingConnection, args: tuple, kwargs: dict) -> Any:
@@ -128,6 +138,40 @@ def _on_publish(span: trace.Span, body: bytes, properties: BasicProperties) -> N
 def _on_consume(span: trace.Span, body: bytes, properties: BasicProperties) -> None:
     _add_current_semconv(span, "receive")
     _record_dead_letter(span, properties)
+    _delivery.set(span)
+
+
+def _reject_requeue(delivery_tag: int = 0, requeue: bool = True) -> bool:
+    return requeue  # BlockingChannel.basic_reject's parameters
+
+
+def _nack_requeue(delivery_tag: int = 0, multiple: bool = False, requeue: bool = True) -> bool:
+    return requeue  # BlockingChannel.basic_nack's parameters
+
+
+def _rejecting(requeue_of: Any) -> Any:
+    """Wrap basic_reject or basic_nack: the consumer span of the message being processed becomes an error.
+
+    Semantic conventions make a failed processing an error, and a rejection is the
+    consumer saying so; the span metrics then count it in the consumer's errors. The
+    description says whether the message went back to its queue or on (to the dead-letter
+    exchange, if its queue has one). A rejection outside the processing (another thread, or
+    after the span ended) marks nothing.
+    """
+
+    def wrapper(wrapped: Any, channel: BlockingChannel, args: tuple, kwargs: dict) -> Any:
+        result = wrapped(*args, **kwargs)
+        span = _delivery.get()
+        if span is not None and span.is_recording():
+            try:
+                if getattr(span, "status", Status(StatusCode.UNSET)).status_code is StatusCode.UNSET:
+                    fate = "requeued" if requeue_of(*args, **kwargs) else "not requeued"
+                    span.set_status(Status(StatusCode.ERROR, f"message rejected, {fate}"))
+            except Exception:  # a call pika accepted must not fail on our account
+                _log.debug("otel_kit: marking a rejected message failed", exc_info=True)
+        return result
+
+    return wrapper
 
 
 def _add_current_semconv(span: trace.Span, operation: str) -> None:
@@ -230,6 +274,7 @@ def message_context(properties: BasicProperties | None, name: str = "process") -
         with _tracer.start_as_current_span(name, kind=SpanKind.CONSUMER) as span:
             if properties is not None:
                 _record_dead_letter(span, properties)
+            _delivery.set(span)
             yield span
     finally:
         context.detach(token)
