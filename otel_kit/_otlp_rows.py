@@ -7,7 +7,8 @@ OTLP wire format straight from a row, with each attribute's encoding kept while 
 repeats, takes a fraction of that; no OpenTelemetry package encodes faster, hence this
 module. The bytes are parsed back into the stock ExportTraceServiceRequest (in C) and sent
 by the stock exporters, so retries, headers, compression and TLS stay theirs. Tests hold
-the result equal to the stock encoder's for every field and value type.
+the result equal to the stock encoder's for every field and value type. A batch is sent in
+requests a receiver takes (`requests_within`): the stock exporters send it whole or not at all.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 _log = logging.getLogger("otel_kit")
+_oversize_log = logging.getLogger("otel_kit.export")  # rate-limited (_quiet): per span
 
 Batch = tuple[list, list, list]  # (resources, scopes, rows), as SpanCatalog.batch gives them
 
@@ -31,7 +33,15 @@ _pack_times = struct.Struct("<BQBQ").pack  # Span 7 and 8: start and end, fixed6
 _SPAN_FLAGS = {False: b"\x85\x01" + struct.pack("<I", 0x100), True: b"\x85\x01" + struct.pack("<I", 0x300)}
 _LINK_FLAGS = {False: b"\x35" + struct.pack("<I", 0x100), True: b"\x35" + struct.pack("<I", 0x300)}
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-_MAX_CACHED = 4096
+_MAX_CACHED = 4096  # KeyValues kept, then the cache starts over
+# Longer KeyValues are not kept: the values that repeat are short (method, route, table,
+# peer), and 4,096 unique 100 KB stack traces or statements kept 900 MiB here.
+_MAX_CACHED_BYTES = 1024
+# The largest request a receiver takes by default: gRPC servers refuse a message over 4 MiB
+# (the collector's OTLP receiver and Jaeger among them), the collector's HTTP receiver a
+# body over 20 MiB. One limit for both protocols keeps the rule simple.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+_MIN_CUT = 64  # characters: below this a cut span says nothing, so it is dropped instead
 
 
 def _varint(n: int) -> bytes:
@@ -193,12 +203,76 @@ class RowEncoder:
                     _log.exception("Failed to encode key %s: %s", key, error)
                     continue
                 encoded = _varint(len(key_value)) + key_value
-                if cache_key is not None:
+                if cache_key is not None and len(encoded) <= _MAX_CACHED_BYTES:
                     if len(cache) >= _MAX_CACHED:
                         cache.clear()
                     cache[cache_key] = encoded
             parts += (tag, encoded)
         return b"".join(parts)
+
+
+def requests_within(
+    encoder: RowEncoder, batch: Batch, limit: int = MAX_REQUEST_BYTES
+) -> list[tuple[bytes, int]]:
+    """The batch as serialized requests of at most `limit` bytes, each with its number of spans.
+
+    A receiver refuses an oversized request whole, and the gRPC exporter retries it until its
+    timeout: one span with a 5 MB statement, or 512 spans with 8 KB exception events (an
+    error storm, when traces matter most), lost the whole batch. So a batch over the limit
+    is halved until each part fits; a batch under it (nearly all) costs one len(). A span
+    too big alone goes with its long strings cut; one that cannot be cut to fit is dropped.
+    """
+    resources, scopes, rows = batch
+    data = encoder.encode(resources, scopes, rows)
+    if len(data) <= limit:
+        return [(data, len(rows))]
+    if len(rows) > 1:
+        half = len(rows) // 2
+        return requests_within(encoder, (resources, scopes, rows[:half]), limit) + requests_within(
+            encoder, (resources, scopes, rows[half:]), limit
+        )
+    cap = limit // 2
+    while cap >= _MIN_CUT:
+        cut = encoder.encode(resources, scopes, [_shrunk(rows[0], cap)])
+        if len(cut) <= limit:
+            _oversize_log.warning(
+                "A span of %d bytes (%r) is over the %d bytes an OTLP request may hold: sent with its"
+                " strings cut to %d characters. OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT cuts them where"
+                " they are made.",
+                len(data), rows[0][0][:100], limit, cap,
+            )  # fmt: skip
+            return [(cut, 1)]
+        cap //= 4
+    _oversize_log.warning(
+        "A span of %d bytes (%r) is over the %d bytes an OTLP request may hold, even with its"
+        " strings cut: dropped. Too many attributes, events or links?",
+        len(data), rows[0][0][:100], limit,
+    )  # fmt: skip
+    return []
+
+
+def _shrunk(row: tuple, cap: int) -> tuple:
+    """The row with every string longer than `cap` cut to `cap`: name, attributes (of the
+    span, its events and links), status description."""
+
+    def cut(value: Any) -> Any:
+        if isinstance(value, str | bytes):
+            return value[:cap]
+        if isinstance(value, list | tuple):
+            return type(value)(cut(item) for item in value)
+        if isinstance(value, Mapping):
+            return {key: cut(item) for key, item in value.items()}
+        return value
+
+    (name, trace_id, span_id, flags, state, parent_id, parent_remote, kind, start, end, attributes,
+     dropped_attributes, status_code, status_description, events, dropped_events, links,
+     dropped_links, r, s) = row  # fmt: skip
+    return (
+        cut(name), trace_id, span_id, flags, state, parent_id, parent_remote, kind, start, end,
+        cut(attributes), dropped_attributes, status_code, cut(status_description),
+        tuple((cut(n), ts, cut(a), d) for n, ts, a, d in events), dropped_events,
+        tuple((*link[:4], cut(link[4]), link[5]) for link in links), dropped_links, r, s,
+    )  # fmt: skip
 
 
 def row_exporter(protocol: str, **kwargs: Any) -> Any:
@@ -212,23 +286,22 @@ def row_exporter(protocol: str, **kwargs: Any) -> Any:
         class _GrpcRows(Grpc):
             _encoder = RowEncoder()
 
-            # The mixin's two per-signal hooks; its _export keeps retries, metadata and timeouts.
-            def _translate_data(self, data: Any) -> Any:
-                return ExportTraceServiceRequest.FromString(self._encoder.encode(*data))
+            # The mixin's two per-signal hooks, given (request bytes, spans in it); its _export
+            # keeps retries, metadata and timeouts.
+            def _translate_data(self, data: tuple[bytes, int]) -> Any:
+                return ExportTraceServiceRequest.FromString(data[0])
 
-            def _count_data(self, data: Any) -> int:
-                return len(data[2])
+            def _count_data(self, data: tuple[bytes, int]) -> int:
+                return data[1]
 
             def export_rows(self, batch: Batch) -> SpanExportResult:
-                return self._export(batch)
+                requests = requests_within(self._encoder, batch)
+                results = [self._export(request) for request in requests]
+                return _overall(results, sum(n for _, n in requests) == len(batch[2]))
 
         return _GrpcRows(**kwargs)
 
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        RequestPayloadTooLargeError,
-        _is_request_too_large,
-    )
 
     class _HttpRows(Http):
         _encoder = RowEncoder()
@@ -239,21 +312,19 @@ def row_exporter(protocol: str, **kwargs: Any) -> Any:
             if self._shutdown:
                 _log.warning("Exporter already shutdown, ignoring batch")
                 return SpanExportResult.FAILURE
-            with self._metrics.export_operation(len(batch[2])) as result:
-                try:
-                    data = self._encoder.encode(*batch)
-                except Exception as error:
+            try:
+                limit = min(MAX_REQUEST_BYTES, self._max_request_size)
+                requests = requests_within(self._encoder, batch, limit)
+            except Exception as error:
+                with self._metrics.export_operation(len(batch[2])) as result:
                     _log.error("Failed to encode span batch: %s", error)
                     result.error = error
-                    return SpanExportResult.FAILURE
-                if _is_request_too_large(data, self._max_request_size):
-                    _log.warning(
-                        "Dropping span batch: serialized size %d bytes exceeds max_request_size %d bytes.",
-                        len(data),
-                        self._max_request_size,
-                    )
-                    result.error = RequestPayloadTooLargeError(f"{len(data)} bytes")
-                    return SpanExportResult.FAILURE
+                return SpanExportResult.FAILURE
+            results = [self._send(data, spans) for data, spans in requests]
+            return _overall(results, sum(n for _, n in requests) == len(batch[2]))
+
+        def _send(self, data: bytes, spans: int) -> SpanExportResult:
+            with self._metrics.export_operation(spans) as result:
                 sent = self._client.export(data)
                 if not sent.success:
                     result.error = sent.error
@@ -261,3 +332,9 @@ def row_exporter(protocol: str, **kwargs: Any) -> Any:
             return SpanExportResult.SUCCESS
 
     return _HttpRows(**kwargs)
+
+
+def _overall(results: list[SpanExportResult], every_span_sent: bool) -> SpanExportResult:
+    if every_span_sent and all(result is SpanExportResult.SUCCESS for result in results):
+        return SpanExportResult.SUCCESS
+    return SpanExportResult.FAILURE

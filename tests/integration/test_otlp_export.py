@@ -25,16 +25,18 @@ class Collector:
     http: int
     log: Path
 
-    def wait_for(self, text: str, timeout: float = 20) -> str:
-        """The collector's output once it contains `text` (it prints what it receives)."""
+    def wait_for(self, *texts: str, timeout: float = 20) -> str:
+        """The collector's output once it contains every one of `texts` (it prints what it receives)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             output = self.log.read_text()
-            if text in output:
+            if all(text in output for text in texts):
                 return output
             time.sleep(0.2)  # polling a condition with a deadline, not a fixed wait
+        missing = [text for text in texts if text not in self.log.read_text()]
         raise AssertionError(
-            f"{text!r} never reached the collector; it printed:\n{self.log.read_text()[-3000:]}"
+            f"{missing[:5]!r} ({len(missing)} in all) never reached the collector; it printed:\n"
+            f"{self.log.read_text()[-3000:]}"
         )
 
 
@@ -58,6 +60,14 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
         yield Collector(grpc, http, log)
 
 
+def _export_env(port: int, protocol: str, export_process: str) -> dict[str, str]:
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "OTEL_KIT_EXPORT_PROCESS": export_process,
+    }
+
+
 @pytest.mark.parametrize(
     "export_process", ["true", "false", "auto"], ids=["child-process", "in-process", "auto-few-spans"]
 )
@@ -74,11 +84,7 @@ def test_spans_and_logs_arrive_with_resource_and_order(collector, protocol, expo
             logging.getLogger("shop").warning("{marker} log line")
         otel_kit.shutdown()
         """,
-        env={
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
-            "OTEL_KIT_EXPORT_PROCESS": export_process,
-        },
+        env=_export_env(port, protocol, export_process),
     )
     assert result.returncode == 0, result.stderr
     output = collector.wait_for(f"{marker} log line")
@@ -173,3 +179,30 @@ def test_blank_and_padded_endpoint_variables_are_read_as_the_kit_reads_them(
     )
     assert result.returncode == 0, result.stderr
     collector.wait_for(f"Name           : {marker}")
+
+
+@pytest.mark.parametrize("export_process", ["true", "false"], ids=["child-process", "in-process"])
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_span_over_the_receivers_request_limit_costs_no_other_span(collector, protocol, export_process):
+    """One 5 MB statement in a batch of 100: the collector refuses a request over 4 MiB
+    whole, so every span of the batch was lost (gRPC, the default protocol)."""
+    marker = f"oversize-{uuid.uuid4().hex[:8]}"
+    port = collector.grpc if protocol == "grpc" else collector.http
+    result = run_python(
+        f"""
+        import otel_kit
+        from opentelemetry import trace
+        otel_kit.init("shop", metrics_exporter="none", logs_exporter="none")
+        tracer = trace.get_tracer("t")
+        for i in range(100):
+            with tracer.start_as_current_span(f"{marker}-{{i}}") as span:
+                if i == 50:
+                    span.set_attribute("db.statement", "INSERT " + "x" * 5_000_000)
+        otel_kit.shutdown()
+        """,
+        env=_export_env(port, protocol, export_process),
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"('{marker}-50') is over the 4194304 bytes an OTLP request may hold" in result.stderr
+    assert "sent with its strings cut to" in result.stderr
+    collector.wait_for(*(f"Name           : {marker}-{i}\n" for i in range(100)))

@@ -121,3 +121,96 @@ def test_the_attribute_cache_starts_over_when_full(monkeypatch):
         batch = _rows_with({"order.id": f"ord-{order}"})
         assert _ours(encoder, batch) == _stock(batch)
         assert len(encoder._attributes) <= 8
+
+
+def test_long_values_are_not_kept_in_the_attribute_cache():
+    """Unique long values (stack traces, statements) would fill it: 4,096 of 100 KB kept 900 MiB."""
+    encoder = RowEncoder()
+    batch = _rows_with({"exception.stacktrace": "x" * 2000, "http.route": "/orders"})
+
+    assert _ours(encoder, batch) == _stock(batch)
+    kept = {key for key, _type, _value in encoder._attributes}
+    assert "http.route" in kept
+    assert "exception.stacktrace" not in kept
+
+
+def _storm(spans: int, size: int) -> tuple[list, list, list]:
+    """`spans` spans each with a unique `size`-character error message, as in an error storm."""
+    _resources, _scopes, rows = _rows_with({})
+    template = rows[0]
+    unique = ({"error.message": f"{i}:" + "e" * size} for i in range(spans))
+    rows = [
+        (*template[:2], i + 1, *template[3:10], attributes, *template[11:])
+        for i, attributes in enumerate(unique)
+    ]
+    return _resources, _scopes, rows
+
+
+def _sent_spans(requests: list[tuple[bytes, int]]) -> list:
+    spans = []
+    for data, count in requests:
+        message = ExportTraceServiceRequest.FromString(data)
+        found = [span for rs in message.resource_spans for ss in rs.scope_spans for span in ss.spans]
+        assert len(found) == count
+        spans += found
+    return spans
+
+
+def test_a_batch_over_the_request_limit_is_sent_in_requests_under_it_with_every_span():
+    batch = _storm(40, 1000)
+    limit = 10_000
+
+    requests = _otlp_rows.requests_within(RowEncoder(), batch, limit)
+
+    assert len(requests) > 1
+    assert all(len(data) <= limit for data, _count in requests)
+    stock = _stock(batch).resource_spans[0].scope_spans[0].spans
+    assert _sent_spans(requests) == list(stock)  # every span, in order, unchanged
+
+
+def test_a_batch_under_the_request_limit_is_one_request():
+    batch = _storm(40, 10)
+
+    [(data, count)] = _otlp_rows.requests_within(RowEncoder(), batch, 10_000)
+
+    assert (ExportTraceServiceRequest.FromString(data), count) == (_stock(batch), 40)
+
+
+def test_a_span_too_big_alone_is_sent_with_its_long_strings_cut(caplog):
+    _resources, _scopes, rows = _storm(3, 10)
+    big = rows[1]
+    events = (("exception", 5, {"exception.stacktrace": "s" * 9000, "n": 1}, 0),)
+    rows[1] = (*big[:10], {**big[10], "db.statement": "q" * 9000, "tags": ("t" * 9000, "u")}, *big[11:14],
+               events, *big[15:])  # fmt: skip
+    limit = 8_000
+
+    with caplog.at_level(logging.WARNING, "otel_kit.export"):
+        requests = _otlp_rows.requests_within(RowEncoder(), (_resources, _scopes, rows), limit)
+
+    assert all(len(data) <= limit for data, _count in requests)
+    sent = _sent_spans(requests)
+    assert [span.span_id for span in sent] == [row[2].to_bytes(8, "big") for row in rows]
+    attributes = {kv.key: kv.value for kv in sent[1].attributes}
+    cut = len(attributes["db.statement"].string_value)
+    assert 0 < cut < 9000
+    assert attributes["db.statement"].string_value == "q" * cut
+    assert [v.string_value for v in attributes["tags"].array_value.values] == ["t" * cut, "u"]
+    [event] = sent[1].events
+    assert {kv.key: kv.value for kv in event.attributes}["exception.stacktrace"].string_value == "s" * cut
+    assert (
+        sent[0].attributes
+        == _stock((_resources, _scopes, rows[:1])).resource_spans[0].scope_spans[0].spans[0].attributes
+    )
+    assert f"strings cut to {cut} characters" in caplog.text
+    assert "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT" in caplog.text
+
+
+def test_a_span_that_cannot_be_cut_to_fit_is_dropped_with_a_warning(caplog):
+    _resources, _scopes, rows = _storm(2, 10)
+    rows[0] = (*rows[0][:10], {f"a{i}": i for i in range(2000)}, *rows[0][11:])  # many, all short
+
+    with caplog.at_level(logging.WARNING, "otel_kit.export"):
+        requests = _otlp_rows.requests_within(RowEncoder(), (_resources, _scopes, rows), 4_000)
+
+    assert [span.span_id for span in _sent_spans(requests)] == [rows[1][2].to_bytes(8, "big")]
+    assert "even with its strings cut: dropped" in caplog.text
