@@ -280,6 +280,10 @@ def test_a_batch_the_child_died_sending_goes_to_its_replacement(exporter, tmp_pa
     with open(gate, "w"):
         pass
     assert exporter.force_flush(timeout_millis=20_000) is False  # it died sending it
+    # Reaped, so the next batch starts its replacement: a child still exiting would be
+    # written to (a broken pipe, the batch held), no replacement would read the gate below,
+    # and opening it would block (seen under load).
+    exporter._proc.wait(timeout=10)
     assert exporter.export(second) is SpanExportResult.SUCCESS
     with open(gate, "w"):
         pass
