@@ -8,7 +8,7 @@ repeats, takes a fraction of that; no OpenTelemetry package encodes faster, henc
 module. The bytes are parsed back into the stock ExportTraceServiceRequest (in C) and sent
 by the stock exporters, so retries, headers, compression and TLS stay theirs. Tests hold
 the result equal to the stock encoder's for every field and value type. A batch is sent in
-requests a receiver takes (`requests_within`): the stock exporters send it whole or not at all.
+requests a receiver takes (`requests_within`, see _fit).
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from typing import Any
 
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-_log = logging.getLogger("otel_kit")
-_oversize_log = logging.getLogger("otel_kit.export")  # rate-limited (_quiet): per span
+from otel_kit._fit import MAX_REQUEST_BYTES, cut_strings, fit, outcome, send_over_http
 
+_log = logging.getLogger("otel_kit")
+
+_SUCCESS, _FAILURE = SpanExportResult.SUCCESS, SpanExportResult.FAILURE
 Batch = tuple[list, list, list]  # (resources, scopes, rows), as SpanCatalog.batch gives them
 
 # Wire types: 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32. A tag is (field << 3) | type.
@@ -37,11 +39,6 @@ _MAX_CACHED = 4096  # KeyValues kept, then the cache starts over
 # Longer KeyValues are not kept: the values that repeat are short (method, route, table,
 # peer), and 4,096 unique 100 KB stack traces or statements kept 900 MiB here.
 _MAX_CACHED_BYTES = 1024
-# The largest request a receiver takes by default: gRPC servers refuse a message over 4 MiB
-# (the collector's OTLP receiver and Jaeger among them), the collector's HTTP receiver a
-# body over 20 MiB. One limit for both protocols keeps the rule simple.
-MAX_REQUEST_BYTES = 4 * 1024 * 1024
-_MIN_CUT = 64  # characters: below this a cut span says nothing, so it is dropped instead
 
 
 def _varint(n: int) -> bytes:
@@ -214,65 +211,29 @@ class RowEncoder:
 def requests_within(
     encoder: RowEncoder, batch: Batch, limit: int = MAX_REQUEST_BYTES
 ) -> list[tuple[bytes, int]]:
-    """The batch as serialized requests of at most `limit` bytes, each with its number of spans.
-
-    A receiver refuses an oversized request whole, and the gRPC exporter retries it until its
-    timeout: one span with a 5 MB statement, or 512 spans with 8 KB exception events (an
-    error storm, when traces matter most), lost the whole batch. So a batch over the limit
-    is halved until each part fits; a batch under it (nearly all) costs one len(). A span
-    too big alone goes with its long strings cut; one that cannot be cut to fit is dropped.
-    """
+    """The batch as serialized requests a receiver takes (see _fit), each with its number of spans."""
     resources, scopes, rows = batch
-    data = encoder.encode(resources, scopes, rows)
-    if len(data) <= limit:
-        return [(data, len(rows))]
-    if len(rows) > 1:
-        half = len(rows) // 2
-        return requests_within(encoder, (resources, scopes, rows[:half]), limit) + requests_within(
-            encoder, (resources, scopes, rows[half:]), limit
-        )
-    cap = limit // 2
-    while cap >= _MIN_CUT:
-        cut = encoder.encode(resources, scopes, [_shrunk(rows[0], cap)])
-        if len(cut) <= limit:
-            _oversize_log.warning(
-                "A span of %d bytes (%r) is over the %d bytes an OTLP request may hold: sent with its"
-                " strings cut to %d characters. OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT cuts them where"
-                " they are made.",
-                len(data), rows[0][0][:100], limit, cap,
-            )  # fmt: skip
-            return [(cut, 1)]
-        cap //= 4
-    _oversize_log.warning(
-        "A span of %d bytes (%r) is over the %d bytes an OTLP request may hold, even with its"
-        " strings cut: dropped. Too many attributes, events or links?",
-        len(data), rows[0][0][:100], limit,
-    )  # fmt: skip
-    return []
+    return fit(rows, lambda part: encoder.encode(resources, scopes, part), len, _shrunk, _span_name, limit)
 
 
 def _shrunk(row: tuple, cap: int) -> tuple:
     """The row with every string longer than `cap` cut to `cap`: name, attributes (of the
     span, its events and links), status description."""
-
-    def cut(value: Any) -> Any:
-        if isinstance(value, str | bytes):
-            return value[:cap]
-        if isinstance(value, list | tuple):
-            return type(value)(cut(item) for item in value)
-        if isinstance(value, Mapping):
-            return {key: cut(item) for key, item in value.items()}
-        return value
-
     (name, trace_id, span_id, flags, state, parent_id, parent_remote, kind, start, end, attributes,
      dropped_attributes, status_code, status_description, events, dropped_events, links,
      dropped_links, r, s) = row  # fmt: skip
     return (
-        cut(name), trace_id, span_id, flags, state, parent_id, parent_remote, kind, start, end,
-        cut(attributes), dropped_attributes, status_code, cut(status_description),
-        tuple((cut(n), ts, cut(a), d) for n, ts, a, d in events), dropped_events,
-        tuple((*link[:4], cut(link[4]), link[5]) for link in links), dropped_links, r, s,
+        cut_strings(name, cap), trace_id, span_id, flags, state, parent_id, parent_remote, kind,
+        start, end, cut_strings(attributes, cap), dropped_attributes, status_code,
+        cut_strings(status_description, cap),
+        tuple((cut_strings(n, cap), ts, cut_strings(a, cap), d) for n, ts, a, d in events),
+        dropped_events,
+        tuple((*link[:4], cut_strings(link[4], cap), link[5]) for link in links), dropped_links, r, s,
     )  # fmt: skip
+
+
+def _span_name(row: tuple) -> str:
+    return f"span ({row[0][:100]!r})"
 
 
 def row_exporter(protocol: str, **kwargs: Any) -> Any:
@@ -297,7 +258,7 @@ def row_exporter(protocol: str, **kwargs: Any) -> Any:
             def export_rows(self, batch: Batch) -> SpanExportResult:
                 requests = requests_within(self._encoder, batch)
                 results = [self._export(request) for request in requests]
-                return _overall(results, sum(n for _, n in requests) == len(batch[2]))
+                return outcome(results, requests, len(batch[2]), _SUCCESS, _FAILURE)
 
         return _GrpcRows(**kwargs)
 
@@ -320,21 +281,7 @@ def row_exporter(protocol: str, **kwargs: Any) -> Any:
                     _log.error("Failed to encode span batch: %s", error)
                     result.error = error
                 return SpanExportResult.FAILURE
-            results = [self._send(data, spans) for data, spans in requests]
-            return _overall(results, sum(n for _, n in requests) == len(batch[2]))
-
-        def _send(self, data: bytes, spans: int) -> SpanExportResult:
-            with self._metrics.export_operation(spans) as result:
-                sent = self._client.export(data)
-                if not sent.success:
-                    result.error = sent.error
-                    return SpanExportResult.FAILURE
-            return SpanExportResult.SUCCESS
+            results = send_over_http(self, requests, _SUCCESS, _FAILURE)
+            return outcome(results, requests, len(batch[2]), _SUCCESS, _FAILURE)
 
     return _HttpRows(**kwargs)
-
-
-def _overall(results: list[SpanExportResult], every_span_sent: bool) -> SpanExportResult:
-    if every_span_sent and all(result is SpanExportResult.SUCCESS for result in results):
-        return SpanExportResult.SUCCESS
-    return SpanExportResult.FAILURE

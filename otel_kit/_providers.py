@@ -40,6 +40,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from otel_kit._export_process import AUTO_MIN_RATE, ProcessBatchSpanProcessor, ProcessSpanExporter
+from otel_kit._fit import log_exporter
 from otel_kit._incoming import guard_extraction
 from otel_kit._otlp_rows import row_exporter
 from otel_kit._quiet import quiet_sdk_warnings
@@ -126,16 +127,14 @@ def _sampler(settings: Settings) -> sampling.Sampler:
     }[settings.sampler]
 
 
-def _otlp_exporter(protocol: str, signal: str, **kwargs: Any) -> Any:
-    """The OTLP metric or log exporter for `grpc` or `http/protobuf`, imported lazily (spans:
-    _otlp_rows.row_exporter)."""
+def _otlp_metric_exporter(protocol: str, **kwargs: Any) -> Any:
+    """The OTLP metric exporter for `grpc` or `http/protobuf`, imported lazily (spans:
+    _otlp_rows.row_exporter, logs: _fit.log_exporter)."""
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
     else:
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    return (OTLPMetricExporter if signal == "metrics" else OTLPLogExporter)(**kwargs)
+    return OTLPMetricExporter(**kwargs)
 
 
 def _endpoint_kwargs(settings: Settings, signal: str) -> dict[str, str]:
@@ -153,7 +152,7 @@ def _metric_readers(settings: Settings) -> tuple[list[MetricReader], int | None]
     if settings.metrics_exporter == "prometheus":
         return _prometheus_reader(settings)
     if settings.metrics_exporter == "otlp":
-        exporter = _otlp_exporter(settings.otlp_protocol, "metrics", **_endpoint_kwargs(settings, "metrics"))
+        exporter = _otlp_metric_exporter(settings.otlp_protocol, **_endpoint_kwargs(settings, "metrics"))
         return [PeriodicExportingMetricReader(exporter)], None
     if settings.metrics_exporter == "console":
         return [PeriodicExportingMetricReader(ConsoleMetricExporter())], None
@@ -265,7 +264,7 @@ def _build(settings: Settings) -> Providers:
     # log records that go nowhere.
     logger_provider = LoggerProvider(resource=resource) if settings.logs_exporter != "none" else None
     if settings.logs_exporter == "otlp":
-        exporter = _otlp_exporter(settings.otlp_protocol, "logs", **_endpoint_kwargs(settings, "logs"))
+        exporter = log_exporter(settings.otlp_protocol, **_endpoint_kwargs(settings, "logs"))
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter, meter_provider=meters))
     elif settings.logs_exporter == "console":
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(ConsoleLogRecordExporter()))

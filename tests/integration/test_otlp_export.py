@@ -203,6 +203,30 @@ def test_a_span_over_the_receivers_request_limit_costs_no_other_span(collector, 
         env=_export_env(port, protocol, export_process),
     )
     assert result.returncode == 0, result.stderr
-    assert f"('{marker}-50') is over the 4194304 bytes an OTLP request may hold" in result.stderr
-    assert "sent with its strings cut to" in result.stderr
+    assert f"A span ('{marker}-50') of " in result.stderr
+    assert "is over the 4194304 bytes an OTLP request may hold: sent with its strings cut to" in result.stderr
     collector.wait_for(*(f"Name           : {marker}-{i}\n" for i in range(100)))
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_an_error_storm_of_log_records_arrives_whole(collector, protocol):
+    """600 records with 8 KB stack traces: one batch of the stock exporter was a 7 MB request,
+    refused whole by the collector (gRPC), and every record of it was lost."""
+    marker = f"storm-{uuid.uuid4().hex[:8]}"
+    port = collector.grpc if protocol == "grpc" else collector.http
+    result = run_python(
+        f"""
+        import logging, otel_kit
+        otel_kit.init("shop", metrics_exporter="none", traces_exporter="none")
+        log = logging.getLogger("shop")
+        for i in range(600):
+            try:
+                raise RuntimeError("db down: " + "y" * 4000)
+            except RuntimeError:
+                log.exception(f"{marker}-{{i}} failed")
+        otel_kit.shutdown()
+        """,
+        env=_export_env(port, protocol, "false"),
+    )
+    assert result.returncode == 0, result.stderr
+    collector.wait_for(*(f"Str({marker}-{i} failed)" for i in range(600)))

@@ -176,7 +176,7 @@ def test_a_batch_under_the_request_limit_is_one_request():
     assert (ExportTraceServiceRequest.FromString(data), count) == (_stock(batch), 40)
 
 
-def test_a_span_too_big_alone_is_sent_with_its_long_strings_cut(caplog):
+def test_a_span_too_big_alone_is_sent_with_its_long_strings_cut(export_warnings):
     _resources, _scopes, rows = _storm(3, 10)
     big = rows[1]
     events = (("exception", 5, {"exception.stacktrace": "s" * 9000, "n": 1}, 0),)
@@ -184,8 +184,7 @@ def test_a_span_too_big_alone_is_sent_with_its_long_strings_cut(caplog):
                events, *big[15:])  # fmt: skip
     limit = 8_000
 
-    with caplog.at_level(logging.WARNING, "otel_kit.export"):
-        requests = _otlp_rows.requests_within(RowEncoder(), (_resources, _scopes, rows), limit)
+    requests = _otlp_rows.requests_within(RowEncoder(), (_resources, _scopes, rows), limit)
 
     assert all(len(data) <= limit for data, _count in requests)
     sent = _sent_spans(requests)
@@ -201,16 +200,15 @@ def test_a_span_too_big_alone_is_sent_with_its_long_strings_cut(caplog):
         sent[0].attributes
         == _stock((_resources, _scopes, rows[:1])).resource_spans[0].scope_spans[0].spans[0].attributes
     )
-    assert f"strings cut to {cut} characters" in caplog.text
-    assert "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT" in caplog.text
+    assert f"strings cut to {cut} characters" in export_warnings.text
+    assert "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT" in export_warnings.text
 
 
-def test_a_span_that_cannot_be_cut_to_fit_is_dropped_with_a_warning(caplog):
+def test_a_span_that_cannot_be_cut_to_fit_is_dropped_with_a_warning(export_warnings):
     _resources, _scopes, rows = _storm(2, 10)
     rows[0] = (*rows[0][:10], {f"a{i}": i for i in range(2000)}, *rows[0][11:])  # many, all short
 
-    with caplog.at_level(logging.WARNING, "otel_kit.export"):
-        requests = _otlp_rows.requests_within(RowEncoder(), (_resources, _scopes, rows), 4_000)
+    requests = _otlp_rows.requests_within(RowEncoder(), (_resources, _scopes, rows), 4_000)
 
     assert [span.span_id for span in _sent_spans(requests)] == [rows[1][2].to_bytes(8, "big")]
-    assert "even with its strings cut: dropped" in caplog.text
+    assert "even with its strings cut: dropped" in export_warnings.text
