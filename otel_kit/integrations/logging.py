@@ -1,4 +1,20 @@
-"""stdlib logging: trace_id / span_id on every record, and records exported over OTLP."""
+"""stdlib logging: trace_id / span_id on every record, and records exported over OTLP.
+
+Exporting puts contrib's OTLP handler on the root logger. In a process that has not
+configured logging (a FastAPI app under uvicorn configures uvicorn's loggers only), Python
+printed warnings and errors to stderr through `logging.lastResort`, used only when no
+handler is found; with the OTLP handler found, the app's errors and the kit's own warnings
+("is the collector up?") went to the collector alone, unseen when it is down. So the kit
+keeps Python's last resort for such a process (`_LastResort`) until the app configures
+logging itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+from collections.abc import Callable
+from typing import Any
 
 from opentelemetry.instrumentation.logging import LoggingInstrumentor
 
@@ -6,6 +22,7 @@ from otel_kit._settings import Settings
 
 
 def instrument(settings: Settings) -> None:
+    unconfigured = not logging.getLogger().handlers
     # inject_trace_context adds otelTraceID / otelSpanID / otelServiceName to every record
     # without touching the app's own log format; the handler sends records to the global
     # LoggerProvider (and so over OTLP) unless logs are off.
@@ -13,3 +30,59 @@ def instrument(settings: Settings) -> None:
         inject_trace_context=True,
         enable_log_auto_instrumentation=settings.logs_exporter != "none",
     )
+    otlp = LoggingInstrumentor._logging_handler
+    if unconfigured and otlp is not None:
+        _LastResort.install(otlp)
+
+
+class _LastResort(logging.Handler):
+    """Python's `logging.lastResort` for records no handler but the OTLP one takes.
+
+    Called for what reaches the root logger; hands a record to `logging.lastResort` (stderr,
+    warnings and up, or nothing if the app set it to None) unless a handler other than the
+    OTLP one would have taken it. Removed when the app configures logging (basicConfig,
+    dictConfig, fileConfig), and put back if that leaves the root logger without handlers.
+    """
+
+    def __init__(self, otlp: logging.Handler) -> None:
+        super().__init__()
+        self._otlp = otlp
+
+    @classmethod
+    def install(cls, otlp: logging.Handler) -> None:
+        root = logging.getLogger()
+        handler = cls(otlp)
+        root.addHandler(handler)
+
+        def keeping_last_resort(configure: Callable[..., Any]) -> Callable[..., Any]:
+            def configure_logging(*args: Any, **kwargs: Any) -> Any:
+                root.removeHandler(handler)  # or basicConfig, seeing a handler, does nothing
+                try:
+                    return configure(*args, **kwargs)
+                finally:
+                    if not [h for h in root.handlers if h is not otlp]:
+                        root.addHandler(handler)
+
+            return configure_logging
+
+        # Wrapped after contrib, which takes its own handler off the same way around them.
+        logging.basicConfig = keeping_last_resort(logging.basicConfig)
+        logging.config.dictConfig = keeping_last_resort(logging.config.dictConfig)
+        logging.config.fileConfig = keeping_last_resort(logging.config.fileConfig)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        last_resort = logging.lastResort
+        if last_resort is None or record.levelno < last_resort.level or self._handled_elsewhere(record):
+            return False
+        return last_resort.handle(record)
+
+    def _handled_elsewhere(self, record: logging.LogRecord) -> bool:
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None:
+            if any(h is not self and h is not self._otlp for h in logger.handlers):
+                return True
+            logger = logger.parent if logger.propagate else None
+        return False
+
+    def emit(self, record: logging.LogRecord) -> None:  # handle() does the work
+        pass

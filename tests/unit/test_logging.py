@@ -2,7 +2,10 @@
 
 import logging
 
+import pytest
 from opentelemetry import trace
+
+from tests.helpers import run_python
 
 
 def test_records_carry_trace_and_span_ids(spans, caplog):
@@ -19,3 +22,63 @@ def test_records_outside_a_span_have_zero_ids(kit, caplog):
         logging.getLogger("shop").info("idle")
     (record,) = [r for r in caplog.records if r.getMessage() == "idle"]
     assert record.otelTraceID == "0"
+
+
+# What the app's logging prints to stderr with the kit exporting its records, per setup:
+# what Python prints without the kit (the kit's OTLP handler on the root logger used to
+# silence all of it, the kit's own warnings included, where logging was not configured).
+STDERR = {
+    "not configured": ["app error", "root warning"],
+    "basicConfig before init": ["BEFORE app error", "BEFORE root warning"],
+    "basicConfig after init": ["AFTER app info", "AFTER app error", "AFTER root warning"],
+    "a handler of its own": ["OWN app error", "root warning"],
+    "dictConfig of other loggers (uvicorn's)": ["app error", "root warning"],
+    "lastResort set to None": [],
+}
+SETUP = {
+    "basicConfig before init": ('logging.basicConfig(format="BEFORE %(message)s")', ""),
+    "basicConfig after init": ("", 'logging.basicConfig(format="AFTER %(message)s", level=logging.INFO)'),
+    "a handler of its own": (
+        'h = logging.StreamHandler(); h.setFormatter(logging.Formatter("OWN %(message)s"));'
+        ' logging.getLogger("app").addHandler(h)',
+        "",
+    ),
+    "dictConfig of other loggers (uvicorn's)": (
+        "",
+        'logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,'
+        ' "loggers": {"uvicorn": {"level": "INFO"}}})',
+    ),
+    "lastResort set to None": ("", "logging.lastResort = None"),
+}
+
+
+@pytest.mark.parametrize("setup", STDERR)
+def test_the_app_logs_to_stderr_as_without_the_kit(setup):
+    before, after = SETUP.get(setup, ("", ""))
+    result = run_python(
+        f"""
+        import logging, logging.config, otel_kit
+        {before}
+        otel_kit.init("shop", metrics_exporter="none", traces_exporter="none", logs_exporter="console")
+        {after}
+        logging.getLogger("app").info("app info")
+        logging.getLogger("app").error("app error")
+        logging.warning("root warning")
+        logging.shutdown()
+        otel_kit.shutdown()
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == STDERR[setup]
+    assert '"body": "app error"' in result.stdout  # and exported all the same
+
+
+def test_the_kits_own_warnings_reach_stderr_where_logging_is_not_configured():
+    result = run_python(
+        """
+        import logging, otel_kit
+        otel_kit.init("shop", metrics_exporter="none", traces_exporter="none", logs_exporter="console")
+        otel_kit.init("crm", metrics_exporter="none", traces_exporter="none", logs_exporter="console")
+        """
+    )
+    assert "init() already ran; these new settings are ignored" in result.stderr
