@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordDroppedAttributesWarning, LogRecordLimits
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
 from otel_kit import _fit
@@ -42,7 +43,8 @@ def test_a_log_batch_over_the_request_limit_is_sent_in_requests_under_it_with_ev
 
 
 def test_a_log_record_too_big_alone_is_sent_with_its_long_strings_cut(export_warnings):
-    records = _records(["b" * 9000], **{"n": 1, "x": 2, "exception.stacktrace": "s" * 9000, "y": 3})
+    with pytest.warns(LogRecordDroppedAttributesWarning):  # one attribute over the limit of 3
+        records = _records(["b" * 9000], **{"n": 1, "x": 2, "exception.stacktrace": "s" * 9000, "y": 3})
     limit = 8_000
 
     requests = _fit._log_requests(records, limit)
