@@ -111,7 +111,6 @@ def log_exporter(protocol: str, **kwargs: Any) -> Any:
 
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Grpc
-        from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
 
         class _GrpcLogs(Grpc):
             # The mixin's per-signal hooks, given (request, records in it); its _export keeps
@@ -124,7 +123,7 @@ def log_exporter(protocol: str, **kwargs: Any) -> Any:
 
             def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
                 requests = _log_requests(batch)
-                results = [OTLPExporterMixin._export(self, request) for request in requests]
+                results = [self._export(request) for request in requests]
                 return outcome(
                     results,
                     requests,

@@ -23,7 +23,7 @@ _NOISY_LOGGERS = (
     "opentelemetry.trace.span",  # tracestate parsing
     "opentelemetry.baggage.propagation",
     "otel_kit.incoming",
-    "otel_kit.export",  # a span too big for one OTLP request
+    "otel_kit.export",  # a span or log record too big for one OTLP request
 )
 
 
