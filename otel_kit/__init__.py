@@ -11,6 +11,7 @@ with otel_kit.order(order_id):  # every span here and downstream carries order.i
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -94,6 +95,9 @@ def _start(resolved: Settings) -> Telemetry:
     # are what the collector's span metrics and the dashboards group by.
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     providers = _providers.build(resolved)
+    # One flush at exit for every signal, within OTEL_KIT_SHUTDOWN_TIMEOUT (the providers'
+    # own exit hooks, off, ran one after another with no overall limit).
+    atexit.register(shutdown)
     return Telemetry(resolved, providers, integrations.enable(chosen, resolved))
 
 
@@ -110,10 +114,27 @@ def _warn_if_different(current: Telemetry, resolved: Settings) -> None:
 
 
 def shutdown() -> None:
-    """Flush and stop all telemetry (also done at exit). Later spans are dropped."""
+    """Flush and stop all telemetry (also done at exit). Later spans are dropped.
+
+    Gives up after OTEL_KIT_SHUTDOWN_TIMEOUT (5 s) in all, dropping what is not sent by
+    then, so a dead collector never holds a stopping service.
+    """
     with _lock:
-        if _current is not None and _current.providers is not None:
-            _current.providers.shutdown()
+        if _current is None or _current.providers is None:
+            return
+        if "logging" in _current.instrumented:
+            from otel_kit.integrations import logging as logging_integration
+
+            logging_integration.detach()  # records after this would reach a stopped provider
+        timeout = _current.settings.shutdown_timeout
+        unsent = _current.providers.shutdown(timeout)
+    if unsent:
+        _log.warning(
+            "otel_kit: %s not all sent within OTEL_KIT_SHUTDOWN_TIMEOUT=%gs; the rest is dropped "
+            "(is the collector at OTEL_EXPORTER_OTLP_ENDPOINT up?)",
+            " and ".join(unsent),
+            timeout,
+        )
 
 
 def message_context(properties: Any, name: str = "process") -> Any:

@@ -274,9 +274,11 @@ class ProcessBatchSpanProcessor(BatchSpanProcessor):
         handed_over = super().force_flush(timeout_millis)
         return self._exporter.force_flush(timeout_millis or 30_000) and handed_over
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        """Export what is queued within `timeout_millis`, then stop the exporter (ending its
+        retries and the child); the stock shutdown takes no timeout and waits 30 s."""
         self._drops.report()
-        super().shutdown()
+        self._batch_processor.shutdown(timeout_millis)
 
 
 class _Drops:
@@ -525,6 +527,7 @@ class ProcessSpanExporter:
             return flushed
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
+        deadline = time.monotonic() + timeout_millis / 1000
         self._shutdown = True
         if self._local is not None:
             self._local.shutdown()
@@ -534,10 +537,10 @@ class ProcessSpanExporter:
                 self._proc.kill()
             self._lock.acquire()
         try:
-            if not self._release_held():
-                _log.warning(
-                    "otel_kit: no span export process to take %d spans at shutdown", sum(map(len, self._held))
-                )
+            # Past the deadline no child is started for held rows: it would outlive the service.
+            unreleased = time.monotonic() >= deadline or not self._release_held()
+            if unreleased and (held := sum(map(len, self._held))):
+                _log.warning("otel_kit: no span export process took %d spans at shutdown", held)
             if self._fallback is not None:
                 self._fallback.shutdown()
             proc, self._proc = self._proc, None
@@ -545,7 +548,7 @@ class ProcessSpanExporter:
                 return
             _close(proc.stdin)  # end of input: the child exports what it has and exits
             try:
-                proc.wait(timeout=max(1.0, timeout_millis / 1000))
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _log.warning("otel_kit: the span export process did not finish in time; stopping it")
                 proc.kill()

@@ -10,9 +10,11 @@ import logging
 import math
 import os
 import socket
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import _logs, metrics, trace
@@ -36,7 +38,7 @@ from opentelemetry.sdk.resources import (
     Resource,
     get_aggregated_resources,
 )
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from otel_kit._export_process import AUTO_MIN_RATE, ProcessBatchSpanProcessor, ProcessSpanExporter
@@ -48,6 +50,7 @@ from otel_kit._settings import ConfigError, Settings
 
 _log = logging.getLogger("otel_kit")
 
+_STOPPING_S = 0.5  # after the shutdown deadline, for exporters to stop (see Providers.shutdown)
 # The process detector's full command line can carry secrets (DSNs, tokens) passed as
 # arguments; the executable name and pid identify the process well enough.
 _DROPPED_PROCESS_ATTRIBUTES = ("process.command_line", "process.command_args", "process.command")
@@ -61,6 +64,10 @@ class Providers:
     meter_provider: MeterProvider | None
     logger_provider: LoggerProvider | None
     metrics_port: int | None
+    # The batch processors the kit made, whose shutdown it bounds.
+    span_processor: ProcessBatchSpanProcessor | None = None
+    log_processor: _LogProcessor | None = None
+    _stopped: bool = field(default=False, init=False, repr=False)
 
     def _sdk_providers(self) -> list[TracerProvider | MeterProvider | LoggerProvider]:
         return [p for p in (self.tracer_provider, self.logger_provider, self.meter_provider) if p is not None]
@@ -69,12 +76,80 @@ class Providers:
         for provider in self._sdk_providers():
             provider.force_flush(timeout_millis)
 
-    def shutdown(self) -> None:
-        for provider in self._sdk_providers():
-            try:
-                provider.shutdown()
-            except Exception:  # a flush error at exit must not hide the app's own exit status
-                _log.warning("otel_kit: %s shutdown failed", type(provider).__name__, exc_info=True)
+    def shutdown(self, timeout_s: float) -> list[str]:
+        """Flush and stop every signal at once, in `timeout_s` in all; the signals not done by then.
+
+        Each exporter retries a dead collector for up to its timeout (OTEL_EXPORTER_OTLP_TIMEOUT,
+        10 s), once for every batch still queued; the SDK's providers, each flushed at exit in
+        turn, held a stopping service 16 s with the collector down (35 s with full queues).
+        Past the deadline the exporters are stopped, ending their retries, and what they still
+        hold is dropped. The SDK's shutdown takes no overall deadline, hence this.
+        """
+        if self._stopped:
+            return []
+        self._stopped = True
+        deadline = time.monotonic() + timeout_s
+
+        def left_ms() -> float:
+            return max(0.0, deadline - time.monotonic()) * 1000
+
+        stops: dict[str, Callable[[], Any]] = {"traces": lambda: self._stop_traces(left_ms)}
+        if self.logger_provider is not None:
+            stops["logs"] = lambda: self._stop_logs(left_ms)
+        if self.meter_provider is not None:
+            meter_provider = self.meter_provider
+            stops["metrics"] = lambda: meter_provider.shutdown(timeout_millis=left_ms())
+        jobs = {name: _Stopping(name, stop) for name, stop in stops.items()}
+        for job in jobs.values():
+            # Each stops its exporter at the deadline; a moment more lets it, so that the span
+            # export child is killed here rather than left retrying after the exit.
+            job.wait(max(0.0, deadline + _STOPPING_S - time.monotonic()))
+        # A stop cut short by the deadline ends after it (the SDK waits for its worker until
+        # then); one that ends before it has sent or given up on everything.
+        return [name for name, job in jobs.items() if job.ended_at is None or job.ended_at >= deadline]
+
+    def _stop_traces(self, left_ms: Callable[[], float]) -> None:
+        if self.span_processor is not None:
+            self.span_processor.shutdown(timeout_millis=left_ms())
+        self.tracer_provider.shutdown()  # the processors the app added (its own are stopped)
+
+    def _stop_logs(self, left_ms: Callable[[], float]) -> None:
+        if self.log_processor is not None:
+            self.log_processor.shutdown(timeout_millis=left_ms())
+        self.logger_provider.shutdown()  # type: ignore[union-attr]  # only called when there is one
+
+
+class _Stopping(threading.Thread):
+    """One signal's stop, in a daemon thread: one stuck on a silent collector must not hold the exit."""
+
+    def __init__(self, name: str, stop: Callable[[], Any]) -> None:
+        super().__init__(name=f"otel_kit shutdown: {name}", daemon=True)
+        self._stop_signal = stop
+        self.ended_at: float | None = None
+        self._inline = False
+        try:
+            self.start()
+        except RuntimeError:  # some 3.12 releases start no thread from an exit hook: one after another
+            self._inline = True
+            self.run()
+
+    def wait(self, timeout: float) -> None:
+        if not self._inline:
+            self.join(timeout)
+
+    def run(self) -> None:
+        try:
+            self._stop_signal()
+        except Exception:  # a flush error at exit must not hide the app's own exit status
+            _log.warning("otel_kit: %s failed", self.name, exc_info=True)
+        self.ended_at = time.monotonic()
+
+
+class _LogProcessor(BatchLogRecordProcessor):
+    """The stock batch processor, whose shutdown takes a timeout (as the span one's does)."""
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        self._batch_processor.shutdown(timeout_millis)
 
 
 def build_resource(settings: Settings) -> Resource:
@@ -178,7 +253,7 @@ def _prometheus_reader(settings: Settings) -> tuple[list[MetricReader], int | No
     return [PrometheusMetricReader()], server.server_address[1]
 
 
-def _span_processor(settings: Settings, meters: metrics.MeterProvider) -> SpanProcessor:
+def _span_processor(settings: Settings, meters: metrics.MeterProvider) -> ProcessBatchSpanProcessor:
     endpoint = _endpoint_kwargs(settings, "traces")
     options: dict[str, Any] = {"schedule_delay_millis": _schedule_delay_ms(), "meter_provider": meters}
 
@@ -243,29 +318,40 @@ def _build(settings: Settings) -> Providers:
     # aggregate every measurement: 5 per request, ~12% of a trivial request's CPU. The API's
     # no-op provider costs nothing, and FastAPI's own telemetry skips metering for it.
     meter_provider = (
-        MeterProvider(resource=resource, metric_readers=readers, exemplar_filter=_exemplar_filter(settings))
+        MeterProvider(
+            resource=resource,
+            metric_readers=readers,
+            exemplar_filter=_exemplar_filter(settings),
+            shutdown_on_exit=False,  # init() registers one bounded shutdown for every signal
+        )
         if readers
         else None
     )
     meters = meter_provider or metrics.NoOpMeterProvider()
 
-    tracer_provider = TracerProvider(resource=resource, sampler=_sampler(settings))
+    tracer_provider = TracerProvider(resource=resource, sampler=_sampler(settings), shutdown_on_exit=False)
     from opentelemetry.processor.baggage import BaggageSpanProcessor
 
     tracer_provider.add_span_processor(
         BaggageSpanProcessor(frozenset(settings.baggage_span_attributes).__contains__)
     )
+    span_processor = None
     if settings.traces_exporter == "otlp":
-        tracer_provider.add_span_processor(_span_processor(settings, meters))
+        span_processor = _span_processor(settings, meters)
+        tracer_provider.add_span_processor(span_processor)
     elif settings.traces_exporter == "console":
         tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
 
     # Logs off: the no-op provider, so nothing (FastAPI's exception events included) builds
     # log records that go nowhere.
-    logger_provider = LoggerProvider(resource=resource) if settings.logs_exporter != "none" else None
+    logger_provider = None
+    if settings.logs_exporter != "none":
+        logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    log_processor = None
     if settings.logs_exporter == "otlp":
         exporter = log_exporter(settings.otlp_protocol, **_endpoint_kwargs(settings, "logs"))
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter, meter_provider=meters))
+        log_processor = _LogProcessor(exporter, meter_provider=meters)
+        logger_provider.add_log_record_processor(log_processor)
     elif settings.logs_exporter == "console":
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(ConsoleLogRecordExporter()))
 
@@ -273,4 +359,6 @@ def _build(settings: Settings) -> Providers:
     guard_extraction()
     metrics.set_meter_provider(meters)
     _logs.set_logger_provider(logger_provider or _logs.NoOpLoggerProvider())
-    return Providers(tracer_provider, meter_provider, logger_provider, metrics_port)
+    return Providers(
+        tracer_provider, meter_provider, logger_provider, metrics_port, span_processor, log_processor
+    )

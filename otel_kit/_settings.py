@@ -74,6 +74,17 @@ def _ratio(raw: str | float) -> float:
     return value
 
 
+def _seconds(raw: str | float) -> float:
+    expected = "a number of seconds greater than 0, e.g. 5 or 2.5"
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(expected) from None
+    if not 0.0 < value < float("inf"):
+        raise ValueError(expected)
+    return value
+
+
 def _name_list(raw: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     items = raw.split(",") if isinstance(raw, str) else list(raw)
     return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
@@ -172,6 +183,9 @@ class Settings:
     )
     trust_incoming_context: bool = _spec("OTEL_KIT_TRUST_INCOMING_CONTEXT", parse=_bool, default=True)
     export_process: str = _spec("OTEL_KIT_EXPORT_PROCESS", parse=_export_mode, default="auto")
+    # shutdown() and the flush at exit, all signals together: a dead collector must not hold
+    # a stopping service past its orchestrator's grace period (docker stop: 10 s).
+    shutdown_timeout: float = _spec("OTEL_KIT_SHUTDOWN_TIMEOUT", parse=_seconds, default=5.0)
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:

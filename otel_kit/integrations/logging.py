@@ -35,6 +35,26 @@ def instrument(settings: Settings) -> None:
         _LastResort.install(otlp)
 
 
+def detach() -> None:
+    """Take the OTLP handler, and the last resort kept with it, off the root logger (at shutdown).
+
+    The stopped SDK would answer each record it is handed with a log record of its own
+    ("Shutdown called, ignoring Log.", then "detected recursive logging"), printed at exit.
+    """
+    root = logging.getLogger()
+    otlp = LoggingInstrumentor._logging_handler
+    if otlp is not None:
+        # logging.shutdown() at exit flushes every handler ever made: this one would flush the
+        # stopped provider from a new thread, which some Python 3.12 releases refuse at exit
+        # (3.12.1: a traceback at every exit). The attribute is logging's own opt-out.
+        otlp.flushOnClose = False  # type: ignore[attr-defined]
+    for handler in list(root.handlers):
+        if isinstance(handler, _LastResort):
+            handler.retired = True
+        if handler is otlp or isinstance(handler, _LastResort):
+            root.removeHandler(handler)
+
+
 class _LastResort(logging.Handler):
     """Python's `logging.lastResort` for records no handler but the OTLP one takes.
 
@@ -47,6 +67,7 @@ class _LastResort(logging.Handler):
     def __init__(self, otlp: logging.Handler) -> None:
         super().__init__()
         self._otlp = otlp
+        self.retired = False  # detached at shutdown: not put back by a later basicConfig
 
     @classmethod
     def install(cls, otlp: logging.Handler) -> None:
@@ -60,7 +81,7 @@ class _LastResort(logging.Handler):
                 try:
                     return configure(*args, **kwargs)
                 finally:
-                    if not [h for h in root.handlers if h is not otlp]:
+                    if not handler.retired and not [h for h in root.handlers if h is not otlp]:
                         root.addHandler(handler)
 
             return configure_logging

@@ -230,3 +230,26 @@ def test_an_error_storm_of_log_records_arrives_whole(collector, protocol):
     )
     assert result.returncode == 0, result.stderr
     collector.wait_for(*(f"Str({marker}-{i} failed)" for i in range(600)))
+
+
+@pytest.mark.parametrize("export_process", ["true", "false"], ids=["child-process", "in-process"])
+def test_what_is_queued_at_exit_arrives_without_a_shutdown_call(collector, export_process):
+    """The flush at exit (one for every signal, bounded by OTEL_KIT_SHUTDOWN_TIMEOUT) sends it all."""
+    marker = f"exit-{uuid.uuid4().hex[:8]}"
+    result = run_python(
+        f"""
+        import logging, otel_kit
+        from opentelemetry import trace
+        otel_kit.init("shop", metrics_exporter="none")
+        for i in range(1000):
+            with trace.get_tracer("t").start_as_current_span(f"{marker}-{{i}}"):
+                logging.getLogger("shop").warning("{marker} line %d", i)
+        """,
+        env=_export_env(collector.grpc, "grpc", export_process),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "not all sent" not in result.stderr
+    collector.wait_for(
+        *(f"Name           : {marker}-{i}\n" for i in range(1000)),
+        *(f"Str({marker} line {i})" for i in range(1000)),
+    )

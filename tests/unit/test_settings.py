@@ -116,6 +116,12 @@ def test_lists_are_split_and_trimmed():
             {"OTEL_KIT_EXPORT_PROCESS": "sometimes"},
             "OTEL_KIT_EXPORT_PROCESS='sometimes' is not valid: expected auto",
         ),
+        (
+            {"OTEL_KIT_SHUTDOWN_TIMEOUT": "0"},
+            "OTEL_KIT_SHUTDOWN_TIMEOUT='0' is not valid: expected a number of seconds greater than 0, e.g. 5",
+        ),
+        ({"OTEL_KIT_SHUTDOWN_TIMEOUT": "5s"}, "OTEL_KIT_SHUTDOWN_TIMEOUT='5s' is not valid: expected a"),
+        ({"OTEL_KIT_SHUTDOWN_TIMEOUT": "nan"}, "OTEL_KIT_SHUTDOWN_TIMEOUT='nan' is not valid: expected a"),
         ({"OTEL_METRICS_EXPORTER": "statsd"}, "expected one of prometheus, otlp, console, none"),
         (
             {"OTEL_TRACES_SAMPLER": "sometimes"},
@@ -163,3 +169,9 @@ def test_disabled_needs_no_service_name():
 def test_export_process_modes(raw, mode):
     environ = {} if raw is None else {"OTEL_KIT_EXPORT_PROCESS": raw}
     assert resolve({"service_name": "shop"}, environ).export_process == mode
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [(None, 5.0), ("2.5", 2.5), (" 30 ", 30.0)])
+def test_shutdown_timeout_is_in_seconds(raw, seconds):
+    environ = {} if raw is None else {"OTEL_KIT_SHUTDOWN_TIMEOUT": raw}
+    assert resolve({"service_name": "shop"}, environ).shutdown_timeout == seconds
