@@ -277,7 +277,7 @@ class ProcessBatchSpanProcessor(BatchSpanProcessor):
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         """Export what is queued within `timeout_millis`, then stop the exporter (ending its
         retries and the child); the stock shutdown takes no timeout and waits 30 s."""
-        self._drops.report()
+        self._drops.report(final=True)  # the drops not yet logged, whenever the last log was
         self._batch_processor.shutdown(timeout_millis)
 
 
@@ -304,12 +304,13 @@ class _Drops:
                 return
         self.report()
 
-    def report(self) -> None:
+    def report(self, final: bool = False) -> None:
+        """Count pending drops; log them if a minute has passed since the last log, or if `final`."""
         now = time.monotonic()
         with self._lock:
             count, self.pending, self._reported_at = self.pending, 0, now
             self._unlogged += count
-            log = self._unlogged and now - self._logged_at >= self._LOG_EVERY_S
+            log = self._unlogged and (final or now - self._logged_at >= self._LOG_EVERY_S)
             if log:
                 logged, self._unlogged, self._logged_at = self._unlogged, 0, now
         if count:

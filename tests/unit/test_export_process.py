@@ -547,7 +547,7 @@ def test_a_full_queue_drops_the_oldest_spans_and_counts_every_drop(monkeypatch, 
         schedule_delay_millis=60_000,
         meter_provider=MeterProvider(metric_readers=[reader]),
     )
-    provider = TracerProvider()
+    provider = TracerProvider(shutdown_on_exit=False)  # shut down here, not again at the suite's exit
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("t")
     queue = processor._batch_processor._queue
@@ -569,4 +569,9 @@ def test_a_full_queue_drops_the_oldest_spans_and_counts_every_drop(monkeypatch, 
     warnings = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
     assert len(warnings) == 1  # the first drop; the rest wait a minute
     assert "dropped since the last such warning: 1 " in warnings[0]
-    processor.shutdown()
+
+    with caplog.at_level(logging.WARNING, logger="otel_kit"):
+        processor.shutdown()  # says the rest, however soon after the last warning
+    warnings = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
+    assert len(warnings) == 2
+    assert "dropped since the last such warning: 5 " in warnings[1]
