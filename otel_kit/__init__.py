@@ -129,10 +129,11 @@ def shutdown() -> None:
         timeout = _current.settings.shutdown_timeout
         unsent = _current.providers.shutdown(timeout)
     if unsent:
+        signals = f"{', '.join(unsent[:-1])} and {unsent[-1]}" if len(unsent) > 1 else unsent[0]
         _log.warning(
             "otel_kit: %s not all sent within OTEL_KIT_SHUTDOWN_TIMEOUT=%gs; the rest is dropped "
             "(is the collector at OTEL_EXPORTER_OTLP_ENDPOINT up?)",
-            " and ".join(unsent),
+            signals,
             timeout,
         )
 
