@@ -50,7 +50,7 @@ from otel_kit._settings import ConfigError, Settings
 
 _log = logging.getLogger("otel_kit")
 
-_STOPPING_S = 0.5  # after the shutdown deadline, for exporters to stop (see Providers.shutdown)
+_STOPPING_S = 0.5  # at most, before the shutdown deadline, for exporters to stop (Providers.shutdown)
 # The process detector's full command line can carry secrets (DSNs, tokens) passed as
 # arguments; the executable name and pid identify the process well enough.
 _DROPPED_PROCESS_ATTRIBUTES = ("process.command_line", "process.command_args", "process.command")
@@ -89,9 +89,12 @@ class Providers:
             return []
         self._stopped = True
         deadline = time.monotonic() + timeout_s
+        # The exporters are stopped a moment before the deadline, so that the span export
+        # child is killed by then rather than left retrying after the service has exited.
+        stop_by = deadline - min(_STOPPING_S, timeout_s / 10)
 
         def left_ms() -> float:
-            return max(0.0, deadline - time.monotonic()) * 1000
+            return max(0.0, stop_by - time.monotonic()) * 1000
 
         stops: dict[str, Callable[[], Any]] = {"traces": lambda: self._stop_traces(left_ms)}
         if self.logger_provider is not None:
@@ -101,12 +104,10 @@ class Providers:
             stops["metrics"] = lambda: meter_provider.shutdown(timeout_millis=left_ms())
         jobs = {name: _Stopping(name, stop) for name, stop in stops.items()}
         for job in jobs.values():
-            # Each stops its exporter at the deadline; a moment more lets it, so that the span
-            # export child is killed here rather than left retrying after the exit.
-            job.wait(max(0.0, deadline + _STOPPING_S - time.monotonic()))
-        # A stop cut short by the deadline ends after it (the SDK waits for its worker until
-        # then); one that ends before it has sent or given up on everything.
-        return [name for name, job in jobs.items() if job.ended_at is None or job.ended_at >= deadline]
+            job.wait(max(0.0, deadline - time.monotonic()))
+        # A stop cut short ends at stop_by or later (the SDK waits for its worker until then);
+        # one that ends before it has sent or given up on everything.
+        return [name for name, job in jobs.items() if job.ended_at is None or job.ended_at >= stop_by]
 
     def _stop_traces(self, left_ms: Callable[[], float]) -> None:
         if self.span_processor is not None:
