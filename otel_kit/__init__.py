@@ -87,7 +87,11 @@ def _start(resolved: Settings) -> Telemetry:
     if resolved.disabled:
         _log.info("otel_kit: OTEL_SDK_DISABLED=true, telemetry is off")
         return Telemetry(resolved)
-    from otel_kit import _providers, _settings, integrations
+    from otel_kit import _settings
+
+    # Before the SDK is imported: some of its modules read their variables at import time.
+    _settings.check_sdk_environment(os.environ, resolved.otlp_protocol)
+    from otel_kit import _providers, integrations
 
     chosen = integrations.select(resolved)  # raises before anything global is touched
     _settings.align_environment(os.environ)  # read by the exporters here and in the export process

@@ -273,11 +273,8 @@ def build(settings: Settings) -> Providers:
     """Create the providers and make them global."""
     try:
         return _build(settings)
-    except ValueError as exc:  # the SDK's own check of OTEL_BSP_* / OTEL_BLRP_* values
-        raise ConfigError(
-            f"{exc} Check OTEL_BSP_MAX_QUEUE_SIZE / OTEL_BSP_MAX_EXPORT_BATCH_SIZE "
-            "(and OTEL_BLRP_* for logs): the batch must fit in the queue."
-        ) from None
+    except ValueError as exc:  # a check of the SDK's own that check_sdk_environment does not make
+        raise ConfigError(f"the OpenTelemetry SDK refused its OTEL_* settings: {exc}") from None
 
 
 def _schedule_delay_ms() -> float | None:

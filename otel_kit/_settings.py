@@ -74,15 +74,17 @@ def _ratio(raw: str | float) -> float:
     return value
 
 
-def _seconds(raw: str | float) -> float:
-    expected = "a number of seconds greater than 0, e.g. 5 or 2.5"
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ValueError(expected) from None
-    if not 0.0 < value < float("inf"):
-        raise ValueError(expected)
-    return value
+def _seconds(expected: str) -> Callable[[str | float], float]:
+    def parse(raw: str | float) -> float:
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(expected) from None
+        if not 0.0 < value < float("inf"):
+            raise ValueError(expected)
+        return value
+
+    return parse
 
 
 def _name_list(raw: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -185,7 +187,133 @@ class Settings:
     export_process: str = _spec("OTEL_KIT_EXPORT_PROCESS", parse=_export_mode, default="auto")
     # shutdown() and the flush at exit, all signals together: a dead collector must not hold
     # a stopping service past its orchestrator's grace period (docker stop: 10 s).
-    shutdown_timeout: float = _spec("OTEL_KIT_SHUTDOWN_TIMEOUT", parse=_seconds, default=5.0)
+    shutdown_timeout: float = _spec(
+        "OTEL_KIT_SHUTDOWN_TIMEOUT",
+        parse=_seconds("a number of seconds greater than 0, e.g. 5 or 2.5"),
+        default=5.0,
+    )
+
+
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    expected = "a whole number" + (" greater than 0" if minimum > 0 else " (0 or more)")
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(expected) from None
+        if value < minimum:
+            raise ValueError(expected)
+        return value
+
+    return parse
+
+
+def _headers(raw: str) -> str:
+    for number, item in enumerate(raw.split(","), start=1):
+        key, sep, _value = item.partition("=")
+        if item.strip() and (not sep or not key.strip()):
+            raise ValueError(
+                f"comma-separated key=value pairs, values URL-encoded (e.g. authorization=Bearer%20abc); "
+                f"pair {number} has no key=value"
+            )
+    return raw
+
+
+def _readable_file(raw: str) -> str:
+    path = raw.strip()
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ValueError("the path of a readable PEM file (no such file, or not readable)")
+    return path
+
+
+def _propagators(raw: str) -> tuple[str, ...]:
+    from importlib.metadata import entry_points
+
+    installed = sorted({entry.name for entry in entry_points(group="opentelemetry_propagator")})
+    names = _name_list(raw)
+    if any(name not in installed and name != "none" for name in names):
+        raise ValueError(f"a comma-separated list of installed propagators: {', '.join(installed)}, or none")
+    return names
+
+
+_SIGNAL_INFIXES = ("", "_TRACES", "_LOGS", "_METRICS")
+# The standard variables the SDK and its exporters read themselves. init() checks them, so a
+# bad value is a ConfigError naming it: the SDK raised a bare ValueError from an import
+# (limits, propagators) or an exporter, read 'x' as its default (OTEL_BSP_*), or skipped a
+# header pair without '=' (the collector's authentication then failing at every export).
+_SDK_VARIABLES: dict[str, Callable[[str], Any]] = {
+    **dict.fromkeys(
+        (
+            "OTEL_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "OTEL_SPAN_EVENT_COUNT_LIMIT",
+            "OTEL_SPAN_LINK_COUNT_LIMIT",
+            "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_BSP_EXPORT_TIMEOUT",
+            "OTEL_BLRP_EXPORT_TIMEOUT",
+        ),
+        _whole_number(0),
+    ),
+    **dict.fromkeys(
+        (
+            f"OTEL_{processor}_{name}"
+            for processor in ("BSP", "BLRP")
+            for name in ("SCHEDULE_DELAY", "MAX_QUEUE_SIZE", "MAX_EXPORT_BATCH_SIZE")
+        ),
+        _whole_number(1),
+    ),
+    **dict.fromkeys(("OTEL_METRIC_EXPORT_INTERVAL", "OTEL_METRIC_EXPORT_TIMEOUT"), _whole_number(1)),
+    # The Python OTLP exporters read these in seconds (the specification says milliseconds).
+    **dict.fromkeys(
+        (f"OTEL_EXPORTER_OTLP{s}_TIMEOUT" for s in _SIGNAL_INFIXES),
+        _seconds("a number of seconds greater than 0 (the Python exporters read seconds), e.g. 10"),
+    ),
+    **{f"OTEL_EXPORTER_OTLP{s}_HEADERS": _headers for s in _SIGNAL_INFIXES},
+    **{
+        f"OTEL_EXPORTER_OTLP{s}_{name}": _readable_file
+        for s in _SIGNAL_INFIXES
+        for name in ("CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE")
+    },
+    "OTEL_PROPAGATORS": _propagators,
+}
+# Values that may hold credentials are not repeated in an error.
+_SECRET_SUFFIXES = ("_HEADERS",)
+# The gRPC exporter knows gzip only (unset: no compression); the HTTP one gzip, deflate, none.
+_COMPRESSIONS = {"grpc": _choice("gzip"), "http/protobuf": _choice("gzip", "deflate", "none")}
+_COMPRESSION_HINT = {"grpc": " (unset for none)", "http/protobuf": ""}
+
+
+def check_sdk_environment(environ: Mapping[str, str], protocol: str) -> None:
+    """Raise ConfigError naming the first standard variable the SDK would refuse or misread."""
+    checks = {
+        **_SDK_VARIABLES,
+        **{f"OTEL_EXPORTER_OTLP{s}_COMPRESSION": _COMPRESSIONS[protocol] for s in _SIGNAL_INFIXES},
+    }
+    values: dict[str, Any] = {}
+    for name, parse in checks.items():
+        if (raw := _env(environ, name)) is None:
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            shown = " (value not shown)" if name.endswith(_SECRET_SUFFIXES) else f"={raw!r}"
+            where, hint = "", ""
+            if name.endswith("_COMPRESSION"):
+                where, hint = f" with OTEL_EXPORTER_OTLP_PROTOCOL={protocol}", _COMPRESSION_HINT[protocol]
+            raise ConfigError(f"{name}{shown} is not valid{where}: expected {exc}{hint}") from None
+    for processor, queue_default, batch_default in (("BSP", 2048, 512), ("BLRP", 2048, 512)):
+        queue = values.get(f"OTEL_{processor}_MAX_QUEUE_SIZE", queue_default)
+        batch = values.get(f"OTEL_{processor}_MAX_EXPORT_BATCH_SIZE", batch_default)
+        if batch > queue:
+            prefix = f"OTEL_{processor}_"
+            raise ConfigError(
+                f"{prefix}MAX_EXPORT_BATCH_SIZE ({batch}) is larger than {prefix}MAX_QUEUE_SIZE ({queue}): "
+                "a batch must fit in the queue; raise the queue size or lower the batch size"
+            )
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:

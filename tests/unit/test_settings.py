@@ -3,7 +3,7 @@
 import pytest
 
 from otel_kit import ConfigError
-from otel_kit._settings import align_environment, resolve
+from otel_kit._settings import align_environment, check_sdk_environment, resolve
 from tests.helpers import run_python
 
 
@@ -175,3 +175,73 @@ def test_export_process_modes(raw, mode):
 def test_shutdown_timeout_is_in_seconds(raw, seconds):
     environ = {} if raw is None else {"OTEL_KIT_SHUTDOWN_TIMEOUT": raw}
     assert resolve({"service_name": "shop"}, environ).shutdown_timeout == seconds
+
+
+@pytest.mark.parametrize(
+    ("environ", "protocol", "message"),
+    [
+        (
+            {"OTEL_BSP_SCHEDULE_DELAY": "1s"},
+            "grpc",
+            "OTEL_BSP_SCHEDULE_DELAY='1s' is not valid: expected a whole",
+        ),
+        ({"OTEL_BLRP_MAX_QUEUE_SIZE": "0"}, "grpc", "OTEL_BLRP_MAX_QUEUE_SIZE='0' is not valid"),
+        (
+            {"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "200"},
+            "grpc",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE (200) is larger than OTEL_BSP_MAX_QUEUE_SIZE (100)",
+        ),
+        ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "-1"}, "grpc", "expected a whole number (0 or more)"),
+        ({"OTEL_METRIC_EXPORT_INTERVAL": "60s"}, "grpc", "OTEL_METRIC_EXPORT_INTERVAL='60s' is not valid"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "0"}, "grpc", "expected a number of seconds greater than 0"),
+        (
+            {"OTEL_EXPORTER_OTLP_COMPRESSION": "none"},
+            "grpc",
+            "OTEL_EXPORTER_OTLP_COMPRESSION='none' is not valid with OTEL_EXPORTER_OTLP_PROTOCOL=grpc: "
+            "expected one of gzip (unset for none)",
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_LOGS_COMPRESSION": "br"},
+            "http/protobuf",
+            "expected one of gzip, deflate, none",
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_CERTIFICATE": "/no/such.pem"},
+            "grpc",
+            "expected the path of a readable PEM file",
+        ),
+        ({"OTEL_PROPAGATORS": "tracecontext,jaeger"}, "grpc", "expected a comma-separated list of installed"),
+    ],
+)
+def test_sdk_variables_are_checked_with_the_kits_error(environ, protocol, message):
+    with pytest.raises(ConfigError) as error:
+        check_sdk_environment(environ, protocol)
+    assert message in str(error.value)
+
+
+def test_a_bad_header_variable_is_named_without_its_value():
+    """OTLP headers carry credentials: the error says which pair is wrong, never the value."""
+    with pytest.raises(ConfigError) as error:
+        check_sdk_environment({"OTEL_EXPORTER_OTLP_HEADERS": "api-key=s3cret,s3cret2"}, "grpc")
+    assert str(error.value).startswith("OTEL_EXPORTER_OTLP_HEADERS (value not shown) is not valid")
+    assert "pair 2 has no key=value" in str(error.value)
+    assert "s3cret" not in str(error.value)
+
+
+def test_good_and_blank_sdk_variables_pass(tmp_path):
+    certificate = tmp_path / "ca.pem"
+    certificate.write_text("-----BEGIN CERTIFICATE-----\n")
+    environ = {
+        "OTEL_BSP_MAX_QUEUE_SIZE": "4096",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1024",
+        "OTEL_BLRP_SCHEDULE_DELAY": "",  # blank is unset
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "0",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2.5",
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20abc, x-tenant=shop,",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": str(certificate),
+        "OTEL_PROPAGATORS": "tracecontext, baggage",
+    }
+    for protocol in ("grpc", "http/protobuf"):
+        check_sdk_environment(environ, protocol)  # raises nothing
+    check_sdk_environment({"OTEL_EXPORTER_OTLP_COMPRESSION": "deflate"}, "http/protobuf")
