@@ -112,7 +112,7 @@ class Providers:
     def _stop_traces(self, left_ms: Callable[[], float]) -> None:
         if self.span_processor is not None:
             self.span_processor.shutdown(timeout_millis=left_ms())
-        self.tracer_provider.shutdown()  # the processors the app added (its own are stopped)
+        self.tracer_provider.shutdown()  # the processors the app added (the kit's is stopped)
 
     def _stop_logs(self, left_ms: Callable[[], float]) -> None:
         if self.log_processor is not None:
