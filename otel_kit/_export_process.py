@@ -54,6 +54,8 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
+from otel_kit._drops import Drops
+
 _log = logging.getLogger("otel_kit")
 _START_FAILURES_BEFORE_FALLBACK = 3
 # In-process encoding and sending take ~13 us of the service's GIL a span here: 1.3% of it
@@ -251,7 +253,7 @@ class ProcessBatchSpanProcessor(BatchSpanProcessor):
         self._exporter = exporter
         exporter.max_held = self._batch_processor._max_queue_size
         self._row = exporter.catalog.row
-        self._drops = _Drops(self._batch_processor)
+        self._drops = Drops(self._batch_processor, "span export queue", "spans", "OTEL_BSP_MAX_QUEUE_SIZE")
         exporter.start()
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -279,48 +281,6 @@ class ProcessBatchSpanProcessor(BatchSpanProcessor):
         retries and the child); the stock shutdown takes no timeout and waits 30 s."""
         self._drops.report(final=True)  # the drops not yet logged, whenever the last log was
         self._batch_processor.shutdown(timeout_millis)
-
-
-class _Drops:
-    """Spans dropped on a full queue: counted here, added to the SDK's counter
-    (otel_sdk_processor_span_processed{error_type="queue_full"}) at most once a second, and
-    logged at most once a minute with how many."""
-
-    _REPORT_EVERY_S = 1.0
-    _LOG_EVERY_S = 60.0
-
-    def __init__(self, batch: Any) -> None:
-        self._batch = batch
-        self._lock = threading.Lock()
-        self.pending = 0
-        self._reported_at = float("-inf")  # the first drop is reported at once
-        self._logged_at = float("-inf")
-        self._unlogged = 0
-
-    def add(self) -> None:
-        with self._lock:
-            self.pending += 1
-            if time.monotonic() - self._reported_at < self._REPORT_EVERY_S:
-                return
-        self.report()
-
-    def report(self, final: bool = False) -> None:
-        """Count pending drops; log them if a minute has passed since the last log, or if `final`."""
-        now = time.monotonic()
-        with self._lock:
-            count, self.pending, self._reported_at = self.pending, 0, now
-            self._unlogged += count
-            log = self._unlogged and (final or now - self._logged_at >= self._LOG_EVERY_S)
-            if log:
-                logged, self._unlogged, self._logged_at = self._unlogged, 0, now
-        if count:
-            self._batch._metrics.drop_items(count)
-        if log:
-            _log.warning(
-                "otel_kit: span export queue full; spans dropped since the last such warning: %d "
-                "(is the collector at OTEL_EXPORTER_OTLP_ENDPOINT up?)",
-                logged,
-            )
 
 
 class ProcessSpanExporter:

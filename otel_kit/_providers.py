@@ -13,13 +13,17 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import _logs, metrics, trace
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter
+from opentelemetry.sdk._logs import LoggerProvider, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    ConsoleLogRecordExporter,
+    LogRecordExporter,
+)
 from opentelemetry.sdk.metrics import (
     AlwaysOffExemplarFilter,
     AlwaysOnExemplarFilter,
@@ -41,6 +45,7 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
+from otel_kit._drops import Drops
 from otel_kit._export_process import AUTO_MIN_RATE, ProcessBatchSpanProcessor, ProcessSpanExporter
 from otel_kit._fit import log_exporter
 from otel_kit._incoming import guard_extraction
@@ -147,9 +152,33 @@ class _Stopping(threading.Thread):
 
 
 class _LogProcessor(BatchLogRecordProcessor):
-    """The stock batch processor, whose shutdown takes a timeout (as the span one's does)."""
+    """The stock batch processor, saying what a full queue drops with how many (as the span
+    one does), and whose shutdown takes a timeout."""
+
+    def __init__(self, exporter: LogRecordExporter, **kwargs: Any) -> None:
+        super().__init__(exporter, **kwargs)
+        batch = self._batch_processor
+        self._drops = Drops(batch, "log export queue", "log records", "OTEL_BLRP_MAX_QUEUE_SIZE")
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        batch = self._batch_processor
+        if len(batch._queue) >= batch._max_queue_size and not batch._shutdown:
+            # The stock emit would log "Queue full, dropping Log." for every record, from inside
+            # the logging handler exporting them; the oldest is pushed out here instead, as its
+            # appendleft would, and counted.
+            with suppress(IndexError):  # emptied by the export worker meanwhile
+                batch._queue.pop()  # the newest are on the left
+                self._drops.add()
+        elif self._drops.pending:
+            self._drops.report()
+        super().on_emit(log_record)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        self._drops.report()
+        return super().force_flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
+        self._drops.report(final=True)  # the drops not yet logged, whenever the last log was
         self._batch_processor.shutdown(timeout_millis)
 
 
@@ -291,8 +320,8 @@ def _schedule_delay_ms() -> float | None:
 def _counting_drops() -> Iterator[None]:
     """Turn on the SDK's internal metrics for the batch processors built inside, and only them.
 
-    An operator must see a dead collector as spans dropped on a full queue
-    (otel_sdk_processor_span_processed{error_type="queue_full"}); the SDK counts that only
+    An operator must see a dead collector as spans and log records dropped on a full queue
+    (otel_sdk_processor_{span,log}_processed{error_type="queue_full"}); the SDK counts that only
     under OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED. The same variable also makes every
     tracer count every span started and ended, which costs 5% of a trivial request, so it
     is set while the processors are built (they read it then) and restored afterwards.
@@ -348,7 +377,8 @@ def _build(settings: Settings) -> Providers:
     log_processor = None
     if settings.logs_exporter == "otlp":
         exporter = log_exporter(settings.otlp_protocol, **_endpoint_kwargs(settings, "logs"))
-        log_processor = _LogProcessor(exporter, meter_provider=meters)
+        with _counting_drops():
+            log_processor = _LogProcessor(exporter, meter_provider=meters)
         logger_provider.add_log_record_processor(log_processor)
     elif settings.logs_exporter == "console":
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(ConsoleLogRecordExporter()))

@@ -31,8 +31,23 @@ def instrument(settings: Settings) -> None:
         enable_log_auto_instrumentation=settings.logs_exporter != "none",
     )
     otlp = LoggingInstrumentor._logging_handler
-    if unconfigured and otlp is not None:
+    if otlp is None:
+        return
+    _skip_records_logged_while_exporting(otlp)
+    if unconfigured:
         _LastResort.install(otlp)
+
+
+def _skip_records_logged_while_exporting(otlp: logging.Handler) -> None:
+    """Leave a record logged from inside the OTLP handler to the other handlers.
+
+    Such a record (the SDK's or the kit's warning about the export itself, e.g. a full
+    queue) cannot be exported: contrib's handler refuses it and prints "LoggingHandler.emit
+    detected recursive logging, skipping to prevent deadlock." instead, each time.
+    """
+    emitting = getattr(type(otlp), "_is_emitting", None)  # contrib's own re-entry flag
+    if emitting is not None:
+        otlp.addFilter(lambda record: not emitting.get())
 
 
 def detach() -> None:

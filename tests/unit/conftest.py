@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,3 +19,19 @@ def export_warnings(monkeypatch, caplog) -> pytest.LogCaptureFixture:
     monkeypatch.setattr(logger, "filters", [_OncePerInterval(interval=60)])
     caplog.set_level(logging.WARNING, logger.name)
     return caplog
+
+
+@pytest.fixture
+def silent_collector() -> Iterator[int]:
+    """A port that takes connections (the kernel's backlog) and never answers on them."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def refusing_collector() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed on return: connections are refused

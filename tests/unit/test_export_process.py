@@ -7,7 +7,6 @@ from __future__ import annotations
 # child) registered its hook after it. otel_kit._providers imports it first for the same reason.
 import concurrent.futures.thread  # noqa: F401
 import logging
-import math
 import os
 import select
 import signal
@@ -21,8 +20,6 @@ import psutil
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -30,7 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from otel_kit import _export_process as export_process
-from otel_kit._export_process import ProcessBatchSpanProcessor, ProcessSpanExporter, SpanCatalog, from_wire
+from otel_kit._export_process import ProcessSpanExporter, SpanCatalog, from_wire
 from tests.helpers import run_python
 from tests.integration.servers import free_port
 
@@ -511,67 +508,3 @@ otel_kit.shutdown()
         env={**_dead_endpoint_env(), "OTEL_KIT_EXPORT_PROCESS": "auto"},
     )
     assert result.stdout.split() == ["True", "True", "True"], result.stderr
-
-
-def _queue_full_drops(reader: InMemoryMetricReader) -> int:
-    data = reader.get_metrics_data()
-    return sum(
-        point.value
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == "otel.sdk.processor.span.processed"
-        for point in metric.data.data_points
-        if point.attributes.get("error.type") == "queue_full"
-    )
-
-
-def test_a_full_queue_drops_the_oldest_spans_and_counts_every_drop(monkeypatch, caplog):
-    """The collector is stuck: the queue keeps the newest spans; every drop reaches the SDK's
-    counter, and the log says it once with the number."""
-    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
-    reader = InMemoryMetricReader()
-    release, exported = threading.Event(), []
-
-    class Stuck(InMemorySpanExporter):
-        def export(self, spans):
-            release.wait(30)
-            exported.extend(span.name for span in spans)
-            return SpanExportResult.SUCCESS
-
-    exporter = ProcessSpanExporter("grpc", None, Stuck, min_rate=math.inf)  # never a child
-    processor = ProcessBatchSpanProcessor(
-        exporter,
-        max_queue_size=4,
-        max_export_batch_size=4,
-        schedule_delay_millis=60_000,
-        meter_provider=MeterProvider(metric_readers=[reader]),
-    )
-    provider = TracerProvider(shutdown_on_exit=False)  # shut down here, not again at the suite's exit
-    provider.add_span_processor(processor)
-    tracer = provider.get_tracer("t")
-    queue = processor._batch_processor._queue
-    for i in range(4):  # a full batch: the worker takes it and gets stuck exporting it
-        tracer.start_span(f"first-{i}").end()
-    deadline = time.monotonic() + 10
-    while queue and time.monotonic() < deadline:
-        time.sleep(0.01)  # polling a condition with a deadline
-    assert not queue
-
-    with caplog.at_level(logging.WARNING, logger="otel_kit"):
-        for i in range(10):  # 4 fill the queue again, then each pushes out the oldest
-            tracer.start_span(f"next-{i}").end()
-        release.set()
-        assert processor.force_flush(10_000)
-
-    assert exported == [f"first-{i}" for i in range(4)] + [f"next-{i}" for i in range(6, 10)]
-    assert _queue_full_drops(reader) == 6
-    warnings = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
-    assert len(warnings) == 1  # the first drop; the rest wait a minute
-    assert "dropped since the last such warning: 1 " in warnings[0]
-
-    with caplog.at_level(logging.WARNING, logger="otel_kit"):
-        processor.shutdown()  # says the rest, however soon after the last warning
-    warnings = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
-    assert len(warnings) == 2
-    assert "dropped since the last such warning: 5 " in warnings[1]

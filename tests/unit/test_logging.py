@@ -1,6 +1,7 @@
 """stdlib logging: every record carries the ids of the span it was written in."""
 
 import logging
+import re
 
 import pytest
 from opentelemetry import trace
@@ -80,3 +81,46 @@ def test_the_kits_own_warnings_reach_stderr_where_logging_is_not_configured():
         """
     )
     assert "init() already ran; these new settings are ignored" in result.stderr
+
+
+def test_a_log_storm_with_the_collector_down_is_counted_and_said_with_its_number(refusing_collector):
+    """The app's records still print; the drops are counted on /metrics and said by the kit
+    with their number, and nothing about the handler's recursion (the drop warning is logged
+    inside it)."""
+    queue = 8
+    result = run_python(
+        """
+        import logging, otel_kit
+        from prometheus_client import generate_latest
+        otel_kit.init("shop", traces_exporter="none")
+        for i in range(100):
+            logging.getLogger("app").warning("order %d failed", i)
+        print(generate_latest().decode())
+        """,
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{refusing_collector}",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "30",  # the first batch is still being retried at exit
+            "OTEL_BLRP_MAX_QUEUE_SIZE": str(queue),
+            "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": str(queue),
+            "OTEL_KIT_SHUTDOWN_TIMEOUT": "1",
+            "OTEL_EXPORTER_PROMETHEUS_PORT": "0",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    (counted,) = [
+        float(line.rsplit(" ", 1)[1])
+        for line in result.stdout.splitlines()
+        if line.startswith('otel_sdk_processor_log_processed_total{error_type="queue_full"')
+    ]
+    assert counted > 0  # on /metrics too (added to the counter once a second)
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if line.startswith("order ")] == [f"order {i} failed" for i in range(100)]
+    said = re.findall(r"log records dropped since the last such warning: (\d+)", result.stderr)
+    counts = [int(count) for count in said]
+    assert len(counts) == 2  # the first drop, then the rest at exit
+    # What is neither queued (8) nor in the batch being retried (up to 8) was dropped; so may
+    # be the SDK's own warnings about the dead collector, records too, all printed as well.
+    others = [line for line in lines if not line.startswith("order ") and "dropped since" not in line]
+    assert 100 - 2 * queue <= sum(counts) <= 100 - queue + len(others)
+    assert "Queue full" not in result.stderr
+    assert "recursive logging" not in result.stderr

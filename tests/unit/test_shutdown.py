@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,22 +21,6 @@ for i in range(1500):
 child = kit.providers.span_processor._exporter._proc
 print(child.pid if child else "none", flush=True)
 """
-
-
-@pytest.fixture
-def silent_collector() -> Iterator[int]:
-    """A port that takes connections (the kernel's backlog) and never answers on them."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        yield sock.getsockname()[1]
-
-
-@pytest.fixture
-def refusing_collector() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed on return: connections are refused
 
 
 @pytest.mark.parametrize(
