@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
@@ -54,37 +55,34 @@ def _export_mode(raw: str | bool) -> str:
         raise ValueError("auto, true or false") from None
 
 
-def _port(raw: str | int) -> int:
-    try:
-        port = int(raw)
-    except (TypeError, ValueError):
-        raise ValueError("a TCP port number between 0 and 65535 (0 picks a free port)") from None
-    if not 0 <= port <= 65535:
-        raise ValueError("a TCP port number between 0 and 65535 (0 picks a free port)")
-    return port
+def _number(convert: Callable[[Any], Any], accepts: Callable[[Any], bool], expected: str) -> Callable:
+    """A parser converting with `convert` (int, float) and refusing what `accepts` does not."""
 
-
-def _ratio(raw: str | float) -> float:
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ValueError("a number between 0 and 1, e.g. 0.25") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError("a number between 0 and 1, e.g. 0.25")
-    return value
-
-
-def _seconds(expected: str) -> Callable[[str | float], float]:
-    def parse(raw: str | float) -> float:
+    def parse(raw: Any) -> Any:
         try:
-            value = float(raw)
+            value = convert(raw)
         except (TypeError, ValueError):
             raise ValueError(expected) from None
-        if not 0.0 < value < float("inf"):
+        if not accepts(value):
             raise ValueError(expected)
         return value
 
     return parse
+
+
+_port = _number(
+    int, lambda port: 0 <= port <= 65535, "a TCP port number between 0 and 65535 (0 picks a free port)"
+)
+_ratio = _number(float, lambda ratio: 0.0 <= ratio <= 1.0, "a number between 0 and 1, e.g. 0.25")
+
+
+def _seconds(expected: str) -> Callable[[Any], float]:
+    return _number(float, lambda seconds: 0.0 < seconds < math.inf, expected)
+
+
+def _whole_number(minimum: int) -> Callable[[Any], int]:
+    expected = "a whole number" + (" greater than 0" if minimum > 0 else " (0 or more)")
+    return _number(int, lambda value: value >= minimum, expected)
 
 
 def _name_list(raw: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -194,21 +192,6 @@ class Settings:
     )
 
 
-def _whole_number(minimum: int) -> Callable[[str], int]:
-    expected = "a whole number" + (" greater than 0" if minimum > 0 else " (0 or more)")
-
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ValueError(expected) from None
-        if value < minimum:
-            raise ValueError(expected)
-        return value
-
-    return parse
-
-
 def _headers(raw: str) -> str:
     for number, item in enumerate(raw.split(","), start=1):
         key, sep, _value = item.partition("=")
@@ -305,11 +288,10 @@ def check_sdk_environment(environ: Mapping[str, str], protocol: str) -> None:
             if name.endswith("_COMPRESSION"):
                 where, hint = f" with OTEL_EXPORTER_OTLP_PROTOCOL={protocol}", _COMPRESSION_HINT[protocol]
             raise ConfigError(f"{name}{shown} is not valid{where}: expected {exc}{hint}") from None
-    for processor, queue_default, batch_default in (("BSP", 2048, 512), ("BLRP", 2048, 512)):
-        queue = values.get(f"OTEL_{processor}_MAX_QUEUE_SIZE", queue_default)
-        batch = values.get(f"OTEL_{processor}_MAX_EXPORT_BATCH_SIZE", batch_default)
+    for prefix in ("OTEL_BSP_", "OTEL_BLRP_"):  # the SDK's defaults: a queue of 2048, batches of 512
+        queue = values.get(f"{prefix}MAX_QUEUE_SIZE", 2048)
+        batch = values.get(f"{prefix}MAX_EXPORT_BATCH_SIZE", 512)
         if batch > queue:
-            prefix = f"OTEL_{processor}_"
             raise ConfigError(
                 f"{prefix}MAX_EXPORT_BATCH_SIZE ({batch}) is larger than {prefix}MAX_QUEUE_SIZE ({queue}): "
                 "a batch must fit in the queue; raise the queue size or lower the batch size"
