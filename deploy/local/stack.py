@@ -10,6 +10,8 @@ started when the starting process exits, and `start` must leave the stack runnin
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import pwd
 import shutil
@@ -21,8 +23,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from xmlrpc.client import ServerProxy
+from xmlrpc.client import Fault, ServerProxy
 
 import typer
 from rich.console import Console
@@ -479,10 +482,11 @@ def _ensure_databases() -> None:
 
 @app.command()
 def stop() -> None:
-    """Stop every server and supervisord; data and logs stay in the state folder."""
+    """Stop every server and supervisord, the collector first; data and logs stay in the state folder."""
     if _running_states() is None:
         console.print("stack is not running")
         return
+    _retire_collector_series()
     # supervisord's own shutdown stops one server at a time, in reverse priority order;
     # stopAllProcesses would signal them all at once, and RabbitMQ's stop script, finding
     # epmd already gone, starts an epmd daemon that outlives the stack and holds port 4369.
@@ -494,6 +498,60 @@ def stop() -> None:
         console.print(f"[red]error:[/red] still stopping after 180 s; see {LOGS / 'supervisord.log'}")
         raise typer.Exit(1)
     console.print("stack stopped")
+
+
+def _retire_collector_series(timeout: float = 30.0) -> None:
+    """Stop the examples and the collector while Prometheus still runs, and wait until it has
+    marked the collector's series stale and evaluated its rules on that.
+
+    Prometheus marks a target's series stale when a scrape of it fails, never when it stops
+    itself. The span metrics carry each service's service_instance_id, so after a stop and
+    start the last run's series stayed in every sum for 5 minutes (the query lookback): the
+    order funnel counted the previous run's orders, then dropped them.
+    """
+    states = _running_states() or {}
+    if states.get("prometheus") != "RUNNING" or states.get("otelcol") != "RUNNING":
+        return
+    supervisor = _supervisor().supervisor
+    # The examples first: their last spans still reach the collector. One that exited in the
+    # meantime (a Fault) must not keep the rest of the stack from stopping.
+    for name in [s.name for s in example_services() if states.get(s.name) == "RUNNING"] + ["otelcol"]:
+        with contextlib.suppress(Fault):
+            supervisor.stopProcess(name)
+    stopped = datetime.now(UTC)
+    deadline = time.monotonic() + timeout
+    with console.status("waiting for Prometheus to mark the collector's series stale"):
+        while time.monotonic() < deadline:
+            if _prometheus_noticed(stopped):
+                return
+            time.sleep(0.5)
+    console.print(
+        "[yellow]warning:[/yellow] Prometheus did not scrape the stopped collector within "
+        f"{timeout:.0f} s: its series stay in queries for 5 minutes after the next start"
+    )
+
+
+def _prometheus_noticed(stopped: datetime) -> bool:
+    """Whether Prometheus has failed a scrape of the collector since `stopped` and evaluated
+    every rule group after that scrape."""
+    try:
+        targets = _prometheus_api("targets?scrapePool=span-metrics")["activeTargets"]
+        groups = _prometheus_api("rules?type=record")["groups"]
+    except (OSError, KeyError, ValueError):
+        return False
+    scrapes = [_timestamp(t["lastScrape"]) for t in targets if t["health"] != "up"]
+    if len(scrapes) != len(targets) or not all(scrape > stopped for scrape in scrapes):
+        return False
+    return all(_timestamp(group["lastEvaluation"]) > max(scrapes, default=stopped) for group in groups)
+
+
+def _prometheus_api(path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:9090/api/v1/{path}", timeout=2) as response:
+        return json.load(response)["data"]
+
+
+def _timestamp(rfc3339: str) -> datetime:
+    return datetime.fromisoformat(rfc3339)  # Python 3.11 reads the nanoseconds, keeping micros
 
 
 @app.command()
