@@ -539,19 +539,21 @@ def _prometheus_noticed(stopped: datetime) -> bool:
         groups = _prometheus_api("rules?type=record")["groups"]
     except (OSError, KeyError, ValueError):
         return False
-    scrapes = [_timestamp(t["lastScrape"]) for t in targets if t["health"] != "up"]
-    if len(scrapes) != len(targets) or not all(scrape > stopped for scrape in scrapes):
+    # Python 3.11 reads Prometheus's RFC 3339 times, nanoseconds cut to microseconds.
+    failed = [
+        scraped
+        for target in targets
+        if target["health"] != "up" and (scraped := datetime.fromisoformat(target["lastScrape"])) > stopped
+    ]
+    if len(failed) < len(targets):
         return False
-    return all(_timestamp(group["lastEvaluation"]) > max(scrapes, default=stopped) for group in groups)
+    noticed = max(failed, default=stopped)
+    return all(datetime.fromisoformat(group["lastEvaluation"]) > noticed for group in groups)
 
 
 def _prometheus_api(path: str) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:9090/api/v1/{path}", timeout=2) as response:
         return json.load(response)["data"]
-
-
-def _timestamp(rfc3339: str) -> datetime:
-    return datetime.fromisoformat(rfc3339)  # Python 3.11 reads the nanoseconds, keeping micros
 
 
 @app.command()
