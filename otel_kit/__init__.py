@@ -91,6 +91,8 @@ def _start(resolved: Settings) -> Telemetry:
 
     # Before the SDK is imported: some of its modules read their variables at import time.
     _settings.check_sdk_environment(os.environ, resolved.otlp_protocol)
+    for message in _settings.unknown_kit_variables(os.environ):
+        _log.warning("otel_kit: %s", message)
     from otel_kit import _providers, integrations
 
     chosen = integrations.select(resolved)  # raises before anything global is touched

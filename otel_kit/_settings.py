@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from collections.abc import Callable, Mapping, MutableMapping
@@ -321,6 +322,43 @@ def align_environment(environ: MutableMapping[str, str]) -> None:
             del environ[name]
         elif name.startswith("OTEL_EXPORTER_OTLP_") and name.endswith("ENDPOINT"):
             environ[name] = value.strip()
+
+
+# OTEL_KIT_* variables read by the kit's CLI and scripts, not by init(). Services the local
+# stack starts inherit them, so they are not typos.
+_TOOL_VARIABLES = frozenset(
+    (
+        "OTEL_KIT_CACHE",
+        "OTEL_KIT_VENV",
+        "OTEL_KIT_STACK_DIR",
+        "OTEL_KIT_OTELCOL_BIN",
+        "OTEL_KIT_JAEGER_BIN",
+        "OTEL_KIT_MINIO_BIN",
+        "OTEL_KIT_JAEGER_URL",
+        "OTEL_KIT_ORDER_ENTRY",
+        "OTEL_KIT_ORDER_DONE",
+    )
+)
+
+
+def unknown_kit_variables(environ: Mapping[str, str]) -> list[str]:
+    """A message for each OTEL_KIT_* variable nothing in the kit reads: a misspelt setting, most likely.
+
+    A warning, not a ConfigError: the value is not invalid, and a newer deployment may set a
+    variable this version does not know. But silence would hide a misspelt
+    OTEL_KIT_TRUST_INCOMING_CONTEXT=false on the internet edge, which then trusts every caller.
+    """
+    settings = sorted(
+        name for f in fields(Settings) for name in f.metadata["spec"].env if name.startswith("OTEL_KIT_")
+    )
+    messages = []
+    for name in sorted(environ):
+        if not name.startswith("OTEL_KIT_") or name in settings or name in _TOOL_VARIABLES:
+            continue
+        close = difflib.get_close_matches(name, settings, n=1, cutoff=0.8)
+        hint = f"did you mean {close[0]}?" if close else f"the settings are {', '.join(settings)}"
+        messages.append(f"{name} is not an otel_kit setting and is ignored; {hint}")
+    return messages
 
 
 def _resource_attributes(environ: Mapping[str, str]) -> dict[str, str]:

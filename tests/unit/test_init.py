@@ -251,3 +251,19 @@ def test_a_signal_with_nowhere_to_go_costs_nothing():
     assert result.stdout.split() == ["NoOpMeterProvider", "NoOpLoggerProvider", "None", "None", "True"], (
         result.stderr
     )
+
+
+def test_a_misspelt_kit_variable_is_a_warning_at_init():
+    result = run_python(
+        """
+        import otel_kit
+        kit = otel_kit.init("shop", metrics_exporter="none", traces_exporter="none", logs_exporter="none")
+        print(kit.settings.trust_incoming_context)
+        """,
+        env={"OTEL_KIT_TRUST_INCOMING_CONTEX": "false"},
+    )
+    assert result.stdout.split() == ["True"], result.stderr
+    assert (
+        "otel_kit: OTEL_KIT_TRUST_INCOMING_CONTEX is not an otel_kit setting and is ignored; "
+        "did you mean OTEL_KIT_TRUST_INCOMING_CONTEXT?"
+    ) in result.stderr

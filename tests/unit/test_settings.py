@@ -1,10 +1,15 @@
 """Settings: argument > standard OTEL_* > OTEL_KIT_* > default, and errors that say what to do."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 from otel_kit import ConfigError
-from otel_kit._settings import align_environment, check_sdk_environment, resolve
+from otel_kit._settings import align_environment, check_sdk_environment, resolve, unknown_kit_variables
 from tests.helpers import run_python
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_need_only_a_service_name():
@@ -245,3 +250,32 @@ def test_good_and_blank_sdk_variables_pass(tmp_path):
     for protocol in ("grpc", "http/protobuf"):
         check_sdk_environment(environ, protocol)  # raises nothing
     check_sdk_environment({"OTEL_EXPORTER_OTLP_COMPRESSION": "deflate"}, "http/protobuf")
+
+
+def test_a_misspelt_kit_variable_is_named_with_the_setting_it_resembles():
+    environ = {
+        "OTEL_KIT_TRUST_INCOMING_CONTEX": "false",  # the edge would trust every caller
+        "OTEL_KIT_SHUTDOWN_TIMEOUT": "2",
+        "OTEL_KIT_STACK_DIR": "/tmp/stack",  # the stack tool's, inherited by the services it starts
+        "OTEL_KIT_COLOUR": "blue",
+        "OTEL_TRACES_SAMPLER": "always_on",
+    }
+    colour, contex = unknown_kit_variables(environ)  # in name order
+    assert contex == (
+        "OTEL_KIT_TRUST_INCOMING_CONTEX is not an otel_kit setting and is ignored; "
+        "did you mean OTEL_KIT_TRUST_INCOMING_CONTEXT?"
+    )
+    assert colour.startswith("OTEL_KIT_COLOUR is not an otel_kit setting and is ignored; the settings are ")
+    assert "OTEL_KIT_EXPORT_PROCESS, OTEL_KIT_INSTRUMENTATIONS" in colour
+
+
+def test_every_kit_variable_the_repository_names_is_known():
+    """The tools' variables are listed by hand: one added to a script must be added there too."""
+    named = set()
+    for folder in ("otel_kit", "deploy", "scripts", "collector", "benchmarks", "examples", ".ci"):
+        for path in (REPO / folder).rglob("*"):
+            if path.is_file() and "results" not in path.parts and path.suffix not in (".json", ".pyc"):
+                named.update(re.findall(r"OTEL_KIT_[A-Z0-9_]*[A-Z0-9]", path.read_text(errors="replace")))
+    named.update(re.findall(r"OTEL_KIT_[A-Z0-9_]*[A-Z0-9]", (REPO / "README.md").read_text()))
+    assert len(named) > 10
+    assert unknown_kit_variables(dict.fromkeys(named, "x")) == []
