@@ -6,6 +6,7 @@ import functools
 import inspect
 import logging
 import re
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -31,7 +32,9 @@ def is_valid(value: str) -> bool:
 
 
 def _validated(order_id: object) -> str | None:
-    value = str(order_id) if isinstance(order_id, int | str) and not isinstance(order_id, bool) else None
+    # Only types whose text is the id: str() of anything else (a model, a float) is not one.
+    accepted = isinstance(order_id, int | str | uuid.UUID) and not isinstance(order_id, bool)
+    value = str(order_id) if accepted else None
     if value is None or not is_valid(value):
         # Never raise in the request path: the order proceeds, untagged.
         _log.warning("otel_kit: order id %.80r dropped: " + EXPECTED, order_id)

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import uuid
 
 import pytest
 from opentelemetry import baggage, trace
@@ -29,6 +30,13 @@ def test_order_tags_current_span_every_child_and_baggage(spans):
 def test_integer_ids_are_accepted(spans):
     with tracer.start_as_current_span("s"), otel_kit.order(1042):
         assert otel_kit.current_order_id() == "1042"
+
+
+def test_uuid_ids_are_accepted_as_their_text(spans):
+    order_id = uuid.UUID("0b6a4a1e-6c8e-4c1e-9a57-3d2f0e7c9b21")  # a UUID primary key, as ORMs return it
+    with tracer.start_as_current_span("s"), otel_kit.order(order_id) as value:
+        assert value == otel_kit.current_order_id() == "0b6a4a1e-6c8e-4c1e-9a57-3d2f0e7c9b21"
+    assert spans.named("s").attributes["order.id"] == "0b6a4a1e-6c8e-4c1e-9a57-3d2f0e7c9b21"
 
 
 @pytest.mark.parametrize(
