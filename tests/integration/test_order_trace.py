@@ -202,6 +202,9 @@ _INSERTS = {
     "execute_batch": lambda cur: psycopg2.extras.execute_batch(
         cur, "INSERT INTO orders VALUES (%s, 1)", [("W-batch",)]
     ),
+    # Literals in PostgreSQL's other string forms: the scrubber paired their quotes wrongly.
+    "dollar-quoted": lambda cur: cur.execute("INSERT INTO orders VALUES ($$W-dollar$$, 1)"),
+    "escape string": lambda cur: cur.execute(r"INSERT INTO orders VALUES (E'W-it\'s W-escape', 1)"),
     "long": lambda cur: cur.execute(
         f"INSERT INTO orders SELECT id, 1 FROM unnest(ARRAY[{_LONG_IN}]) AS id",
         ["W-long", *(f"W-long-{n}" for n in range(1499))],

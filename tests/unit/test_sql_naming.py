@@ -17,6 +17,20 @@ from otel_kit.integrations.psycopg2 import scrub, summarize
         ("BEGIN", ("BEGIN", None)),
         ("CREATE TABLE IF NOT EXISTS orders (id text)", ("CREATE", None)),
         ("   ", ("", None)),
+        ("(SELECT id FROM a) UNION (SELECT id FROM b)", ("SELECT", "a")),
+        ("SELECT 'a literal FROM secrets' FROM orders", ("SELECT", "orders")),
+        # A CTE: the main statement's operation; a SELECT's first table, which the CTE reads.
+        (
+            "WITH recent AS (SELECT * FROM orders WHERE at > now()) SELECT count(*) FROM recent",
+            ("SELECT", "orders"),
+        ),
+        (
+            "WITH RECURSIVE moved (id) AS MATERIALIZED (DELETE FROM orders WHERE done RETURNING id), "
+            "kept AS (SELECT 1) INSERT INTO archive SELECT id FROM moved",
+            ("INSERT", "archive"),
+        ),
+        ("with x as (select ')' from t) update orders set n = 1", ("UPDATE", "orders")),
+        ("WITH broken AS (SELECT 1", ("WITH", None)),
     ],
 )
 def test_summarize(statement, expected):
@@ -35,6 +49,19 @@ def test_summarize(statement, expected):
             "SELECT * FROM t1 WHERE a = %s AND b = $1 AND c = %(name)s",
             "SELECT * FROM t1 WHERE a = %s AND b = $1 AND c = %(name)s",
         ),
+        # Every string form PostgreSQL has: dollar-quoted, and E'' with backslash escapes.
+        ("SELECT $$s3cret$$, $tag$it's$tag$ FROM t", "SELECT ?, ? FROM t"),
+        (r"SELECT E'it\'s s3cret', 'next' FROM t", "SELECT ?, ? FROM t"),
+        ("SELECT * FROM t WHERE b = B'1010' OR x = X'ff'", "SELECT * FROM t WHERE b = B? OR x = X?"),
+        # Numbers in PostgreSQL 16's forms, and a leading dot.
+        ("SELECT 0x1F, 0o17, 0b101, 1_000_000, .5, 1., 2.5e-3", "SELECT ?, ?, ?, ?, ?, ?, ?"),
+        # A quote or a digit in a quoted name or a comment is not a literal, and pairs with none.
+        ('SELECT "col 1", "it\'s" FROM t WHERE a = \'x\'', 'SELECT "col 1", "it\'s" FROM t WHERE a = ?'),
+        (
+            "SELECT * FROM t -- don't\nWHERE card = '4111 1111' AND n = 7",
+            "SELECT * FROM t -- don't\nWHERE card = ? AND n = ?",
+        ),
+        ("SELECT /* it's */ 'x' FROM t", "SELECT /* it's */ ? FROM t"),
     ],
 )
 def test_scrub_replaces_literals_and_keeps_placeholders_and_names(statement, expected):
