@@ -178,6 +178,9 @@ def test_redacted_values_never_reach_jaeger(run: Run) -> None:
     assert set(SECRET_VALUES) <= set(tags)
     assert "literal-not-for-jaeger" not in str(tags["db.query.text"])
     assert "sigv4-not-for-jaeger" not in str(tags["url.full"])
+    # Only the credential goes: the rest of the URL still says what was called.
+    assert str(tags["url.original"]).startswith("https://rates.example.com/v1/eur?")
+    assert str(tags["url.original"]).endswith("&day=2026-11-22")
 
 
 @pytest.mark.parametrize(("metric", "service", "extra"), [
