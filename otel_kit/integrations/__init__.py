@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import logging
+import re
 from dataclasses import dataclass
 
 from otel_kit._settings import ConfigError, Settings
@@ -39,6 +41,7 @@ def _importable(module: str | None) -> bool:
 def select(settings: Settings) -> list[Integration]:
     """The integrations to enable: the requested ones (each must be installable) or every importable one."""
     disabled = set(settings.disabled_instrumentations)
+    _warn_if_misspelt(settings.disabled_instrumentations)
     chosen = []
     for integration in INTEGRATIONS:
         if integration.name in disabled:
@@ -64,6 +67,45 @@ def select(settings: Settings) -> list[Integration]:
                 integration.extra,
             )
     return chosen
+
+
+def _warn_if_misspelt(disabled: tuple[str, ...]) -> None:
+    """Name each entry of OTEL_PYTHON_DISABLED_INSTRUMENTATIONS that disables nothing.
+
+    Names are matched exactly, as contrib's loader matches them: `psycog2` or
+    `system-metrics` (the pip package's spelling) left the instrumentation on in silence.
+    """
+    if not disabled:
+        return
+    from importlib.metadata import entry_points
+
+    installed = {integration.name for integration in INTEGRATIONS}
+    installed |= {entry.name for entry in entry_points(group="opentelemetry_instrumentor")}
+    try:  # contrib's list of its instrumentations: one not installed here disables nothing, rightly
+        from opentelemetry.instrumentation.bootstrap_gen import default_instrumentations, libraries
+
+        packages = [library["instrumentation"] for library in libraries] + list(default_instrumentations)
+        contrib = {_spelling(re.sub(r"^opentelemetry-instrumentation-|[=<>~!].*$", "", p)) for p in packages}
+    except ImportError:
+        contrib = set()
+    installed_by_spelling = {_spelling(name): name for name in installed}
+    for name in disabled:
+        if name in installed:
+            continue
+        near = installed_by_spelling.get(_spelling(name))
+        if near is None and _spelling(name) in contrib:
+            continue
+        near = near or next(iter(difflib.get_close_matches(name, sorted(installed), n=1, cutoff=0.8)), None)
+        _log.warning(
+            "otel_kit: OTEL_PYTHON_DISABLED_INSTRUMENTATIONS names %r, which disables nothing "
+            "(no instrumentation has that name)%s",
+            name,
+            f"; did you mean {near}?" if near else "",
+        )
+
+
+def _spelling(name: str) -> str:
+    return name.lower().replace("-", "_")
 
 
 def enable(integrations: list[Integration], settings: Settings) -> list[str]:

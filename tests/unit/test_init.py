@@ -151,6 +151,20 @@ def test_disabled_instrumentations_always_win():
     assert [i.name for i in integrations.select(settings)] == ["httpx"]
 
 
+def test_a_disabled_instrumentation_no_one_is_called_is_a_warning(caplog):
+    environ = {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "psycog2,redis,system-metrics,pika"}
+    chosen = [i.name for i in integrations.select(resolve({"service_name": "shop"}, environ))]
+    assert {"psycopg2", "system_metrics"} <= set(chosen)  # the misspelt names disabled nothing
+    assert "pika" not in chosen
+    # redis is a contrib instrumentation, not installed here: nothing to disable, and no typo.
+    assert [record.getMessage() for record in caplog.records] == [
+        "otel_kit: OTEL_PYTHON_DISABLED_INSTRUMENTATIONS names 'psycog2', which disables nothing "
+        "(no instrumentation has that name); did you mean psycopg2?",
+        "otel_kit: OTEL_PYTHON_DISABLED_INSTRUMENTATIONS names 'system-metrics', which disables nothing "
+        "(no instrumentation has that name); did you mean system_metrics?",
+    ]
+
+
 def test_failing_integration_is_logged_and_skipped(monkeypatch, caplog):
     broken = integrations.Integration("broken", None, None, None)
     assert integrations.enable([broken], resolve({"service_name": "shop"}, {})) == []
