@@ -259,6 +259,8 @@ def example_services() -> list[Server]:
         "OTEL_METRICS_EXPORTER": "otlp",
         "CRM_URL": f"http://127.0.0.1:{ports['crm']}",
     }
+    # The shop faces the internet: a client's traceparent or baggage must not enter our traces.
+    edge = {"OTEL_KIT_TRUST_INCOMING_CONTEXT": "false"}
     return [
         Server(
             name=f"example-{name}",
@@ -266,7 +268,7 @@ def example_services() -> list[Server]:
             ports={"http": port},
             ready=_http_ok(f"http://127.0.0.1:{port}/health"),
             package="this repository's virtualenv (deploy/local/stack installs it)",
-            env=env,
+            env={**env, **edge} if name == "shop" else env,
             directory=REPO,
             urls=(f"http://127.0.0.1:{port}/docs",),
         )

@@ -13,6 +13,7 @@ which catches apps created before init too; contrib's class swap would miss thos
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -34,11 +35,8 @@ def instrument(settings: Settings) -> None:
     set_global_response_propagator(_traceresponse)  # contrib's middleware reads it
     if not isinstance(fastapi.FastAPI.build_middleware_stack, wrapt.FunctionWrapper):
         wrapt.wrap_function_wrapper(fastapi.FastAPI, "build_middleware_stack", _build_middleware_stack)
-    if not settings.trust_incoming_context and not isinstance(
-        fastapi.FastAPI.__call__, wrapt.FunctionWrapper
-    ):
-        # Outermost, before FastAPI's own telemetry or contrib's middleware reads the headers.
-        wrapt.wrap_function_wrapper(fastapi.FastAPI, "__call__", _refuse_client_context)
+    if not settings.trust_incoming_context:
+        _refuse_client_context()
 
 
 def instrument_app(app: fastapi.FastAPI) -> None:
@@ -89,9 +87,24 @@ def _build_middleware_stack(wrapped: Any, app: fastapi.FastAPI, args: tuple, kwa
     return _ServerExtras(stack) if getattr(app, "_otel_kit_native", False) else stack
 
 
-async def _refuse_client_context(wrapped: Any, app: fastapi.FastAPI, args: tuple, kwargs: dict) -> None:
-    scope, receive, send = args
-    await wrapped(strip_untrusted_context(scope), receive, send)
+def _refuse_client_context() -> None:
+    """Strip client trace headers in `FastAPI.__call__`, before FastAPI's own telemetry reads them.
+
+    A plain `async def` with the same signature, not a wrapt wrapper: servers tell an ASGI 3
+    app by `iscoroutinefunction(app.__call__)` and uvicorn tries `app()` for a factory. An
+    async wrapper returned a coroutine from `app()`, so uvicorn took it for a factory and
+    answered 500 to every request; a wrapt proxy is no coroutine function to hypercorn.
+    """
+    original = fastapi.FastAPI.__call__
+    if getattr(original, "_otel_kit_edge", False):
+        return
+
+    @functools.wraps(original)
+    async def __call__(self: fastapi.FastAPI, scope: dict, receive: Any, send: Any) -> None:
+        await original(self, strip_untrusted_context(scope), receive, send)
+
+    __call__._otel_kit_edge = True  # type: ignore[attr-defined]
+    fastapi.FastAPI.__call__ = __call__  # type: ignore[method-assign]
 
 
 class _ServerExtras:
