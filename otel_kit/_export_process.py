@@ -52,9 +52,10 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from otel_kit._drops import Drops
+from otel_kit._w3c import Tracestate
 
 _log = logging.getLogger("otel_kit")
 _START_FAILURES_BEFORE_FALLBACK = 3
@@ -183,7 +184,7 @@ def from_wire(resources: list, scopes: list, rows: list) -> list[ReadableSpan]:
             ReadableSpan(
                 name=name,
                 context=SpanContext(
-                    trace_id, span_id, False, TraceFlags(flags), TraceState(state) if state else None
+                    trace_id, span_id, False, TraceFlags(flags), Tracestate(state) if state else None
                 ),
                 parent=SpanContext(trace_id, parent_id, parent_remote) if parent_id is not None else None,
                 resource=sdk_resources[r],

@@ -13,23 +13,38 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from opentelemetry import baggage, propagate
+from opentelemetry import baggage, propagate, trace
 from opentelemetry.context import Context, get_current
 from opentelemetry.propagators import textmap
 
+from otel_kit import _w3c as w3c
 from otel_kit._order import EXPECTED, ORDER_ID_KEY, is_valid
 
 # Rate-limited (otel_kit._quiet): one misbehaving peer sends the same bad header every time.
 _log = logging.getLogger("otel_kit.incoming")
+_TRACEPARENT, _TRACESTATE = "traceparent", "tracestate"
 
 
 class _Strings(textmap.Getter):
-    """A getter that hands the propagators strings only: bytes decoded from UTF-8, the rest ignored."""
+    """A getter that hands the propagators strings only: bytes decoded from UTF-8, the rest ignored.
 
-    def __init__(self, inner: textmap.Getter) -> None:
+    With `w3c`, the Trace Context headers as the recommendation reads them: no `traceparent`
+    unless exactly one was sent, and no `tracestate` (the kit parses it, otel_kit._w3c).
+    """
+
+    def __init__(self, inner: textmap.Getter, w3c: bool) -> None:
         self._inner = inner
+        self._w3c = w3c
 
     def get(self, carrier: textmap.CarrierT, key: str) -> list[str] | None:
+        strings = self.strings(carrier, key)
+        if strings is None or not self._w3c:
+            return strings
+        if key == _TRACEPARENT:
+            return w3c.single_traceparent(strings)
+        return None if key == _TRACESTATE else strings
+
+    def strings(self, carrier: textmap.CarrierT, key: str) -> list[str] | None:
         values = self._inner.get(carrier, key)
         if values is None:
             return None
@@ -55,6 +70,7 @@ class _Guarded(textmap.TextMapPropagator):
 
     def __init__(self, inner: textmap.TextMapPropagator) -> None:
         self._inner = inner
+        self._w3c = _TRACEPARENT in inner.fields  # W3C Trace Context is among OTEL_PROPAGATORS
 
     def extract(
         self,
@@ -62,8 +78,11 @@ class _Guarded(textmap.TextMapPropagator):
         context: Context | None = None,
         getter: textmap.Getter[textmap.CarrierT] = textmap.default_getter,
     ) -> Context:
+        strings = _Strings(getter, self._w3c)
         try:
-            extracted = self._inner.extract(carrier, context, _Strings(getter))
+            extracted = self._inner.extract(carrier, context, strings)
+            if self._w3c:
+                extracted = _with_tracestate(extracted, carrier, strings)
         except Exception as exc:  # a bad header costs the link to upstream, never the request or message
             _log.warning(
                 "otel_kit: trace context not read (%s: %s); a new trace starts here", type(exc).__name__, exc
@@ -86,6 +105,29 @@ class _Guarded(textmap.TextMapPropagator):
     @property
     def fields(self) -> set[str]:
         return self._inner.fields
+
+
+def _with_tracestate(extracted: Context, carrier: textmap.CarrierT, strings: _Strings) -> Context:
+    """The parent continued from `traceparent`, with `tracestate` as the recommendation parses it."""
+    headers = strings.strings(carrier, _TRACESTATE)
+    if not headers:
+        return extracted
+    parent = trace.get_current_span(extracted).get_span_context()
+    traceparent = strings.get(carrier, _TRACEPARENT)
+    # tracestate belongs to a parsed traceparent only (not to one refused, nor to b3's parent).
+    if not parent.is_remote or not traceparent or f"{parent.trace_id:032x}" not in traceparent[0]:
+        return extracted
+    tracestate = w3c.parse_tracestate(headers)
+    if not tracestate:
+        return extracted  # discarded or empty: the SDK's default, empty state
+    continued = trace.SpanContext(
+        parent.trace_id,
+        parent.span_id,
+        is_remote=True,
+        trace_flags=parent.trace_flags,
+        trace_state=tracestate,
+    )
+    return trace.set_span_in_context(trace.NonRecordingSpan(continued), extracted)
 
 
 def guard_extraction() -> None:
