@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 from xmlrpc.client import Fault, ServerProxy
 
 import typer
@@ -197,6 +198,7 @@ def servers() -> list[Server]:
             },
             ready=_http_ok("http://127.0.0.1:16686/api/services"),
             package="Jaeger from its Go module (deploy/local/build-go.sh jaeger)",
+            env={"JAEGER_BADGER_DIR": str(DATA / "jaeger")},
             urls=("http://127.0.0.1:16686/api/traces?service=shop (query API; no UI assets here)",),
         ),
         Server(
@@ -413,12 +415,15 @@ def setup() -> None:
 
 @app.command()
 def start(
+    names: Annotated[list[str] | None, typer.Argument(help="Only these servers (as `status` names).")] = None,
     timeout: float = typer.Option(120.0, help="Seconds to wait for every server to be ready."),
     examples: bool = typer.Option(False, "--examples", help="Also run the shop, CRM and MES examples."),
 ) -> None:
     """Start every server that is not running and wait until each answers its readiness check."""
     all_servers = servers() + (example_services() if examples else [])
     try:
+        if names:
+            all_servers = _named(names, servers() + example_services())
         _prepare(all_servers)
         states = _running_states() or {}
         # A port held by something other than our own running server is a clear error, not a
@@ -436,6 +441,8 @@ def start(
         supervisor = _supervisor().supervisor
         started = time.monotonic()
         for group in ([s for s in all_servers if s.first], [s for s in all_servers if not s.first]):
+            if not group:
+                continue
             for server in group:
                 if (_running_states() or {}).get(server.name) != "RUNNING":
                     supervisor.startProcess(server.name, False)
@@ -482,11 +489,35 @@ def _ensure_databases() -> None:
             subprocess.run([*psql, f"CREATE DATABASE {name}"], check=True, capture_output=True)
 
 
+def _named(names: list[str], known: list[Server]) -> list[Server]:
+    by_name = {server.name: server for server in known}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise StackError(f"no server named {', '.join(unknown)}; the servers are: {', '.join(by_name)}")
+    return [by_name[name] for name in names]
+
+
 @app.command()
-def stop() -> None:
+def stop(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Only these servers, the rest left running (an outage to try the forensics on)."),
+    ] = None,
+) -> None:
     """Stop every server and supervisord, the collector first; data and logs stay in the state folder."""
     if _running_states() is None:
         console.print("stack is not running")
+        return
+    if names:
+        try:
+            chosen = _named(names, servers() + example_services())
+        except StackError as error:
+            console.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(1) from None
+        for server in chosen:
+            with contextlib.suppress(Fault):  # already stopped
+                _supervisor().supervisor.stopProcess(server.name)
+            console.print(f"  stopped {server.name}")
         return
     _retire_collector_series()
     # supervisord's own shutdown stops one server at a time, in reverse priority order;

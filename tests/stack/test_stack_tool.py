@@ -1,17 +1,24 @@
-"""deploy/local/stack: a clear message instead of a half-started stack; a restart shows no
-series of the last run."""
+"""deploy/local/stack: a clear message instead of a half-started stack; traces survive a
+restart of Jaeger; a restart shows no series of the last run."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.helpers import run_python
+from tests.stack.conftest import Services
+from tests.stack.test_stack import CRM_ROUTE
 from tests.stack_fixtures import REPO, STACK, eventually, prom_query
+
+OTEL_KIT = str(Path(sys.executable).parent / "otel-kit")
 
 
 def test_a_missing_binary_is_named_with_where_it_comes_from(tmp_path) -> None:
@@ -36,6 +43,30 @@ def test_a_missing_binary_is_named_with_where_it_comes_from(tmp_path) -> None:
     assert "otelcol:" in message
     assert "run deploy/local/stack setup" in message
     assert not (tmp_path / "data").exists()  # nothing was started or created
+
+
+def _order_path(order_id: str) -> list[tuple[str, str]] | None:
+    """The order's whole path as `otel-kit trace` reads it from Jaeger, once it is complete."""
+    done = f"crm:POST {CRM_ROUTE}"
+    result = subprocess.run(
+        [OTEL_KIT, "trace", order_id, "--json", "--done", done, "--lookback", "1h"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        return None
+    steps = json.loads(result.stdout)["timeline"]
+    return sorted((step["service"], step["operation"]) for step in steps) if len(steps) == 6 else None
+
+
+@pytest.mark.timeout(300)
+def test_an_order_is_still_found_whole_after_jaeger_restarts(services: Services) -> None:
+    order_id = f"restart-{uuid.uuid4().hex[:8]}"
+    response = httpx.post(f"{services.shop}/orders", json={"id": order_id, "user": "u1"}, timeout=10)
+    assert response.status_code == 201, response.text
+    before = eventually(lambda: _order_path(order_id), timeout=60)
+    for command in ("stop", "start"):
+        subprocess.run([str(STACK), command, "jaeger"], check=True, capture_output=True)
+    assert _order_path(order_id) == before  # read from Badger's files, not from memory
 
 
 @pytest.mark.timeout(300)
