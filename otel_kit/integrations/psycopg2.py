@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -22,10 +23,11 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 import wrapt
+from opentelemetry import trace
 from opentelemetry.instrumentation.psycopg2 import CursorTracer, DatabaseApiIntegration, Psycopg2Instrumentor
 from opentelemetry.instrumentation.psycopg2.version import __version__
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from psycopg2.sql import Composable
 
 from otel_kit._settings import Settings
@@ -272,7 +274,13 @@ def _connect(wrapped: Any, _module: Any, args: tuple, kwargs: dict[str, Any]) ->
     kwargs["connection_factory"] = _traced_connection_class(connection_base)
     cursor_base = kwargs.pop("cursor_factory", None) or psycopg2.extensions.cursor
     kwargs["cursor_factory"] = _traced_cursor_class(cursor_base)
-    connection = wrapped(*args, **kwargs)
+    started = time.time_ns()
+    try:
+        connection = wrapped(*args, **kwargs)
+    except psycopg2.Error as error:
+        if is_instrumentation_enabled():
+            _record_failed_connect(args, kwargs, error, started)
+        raise
     info = connection.info
     key = (info.dbname, info.host, info.port, info.user)
     tracer = _TRACERS.get(key)
@@ -292,6 +300,35 @@ def _connect(wrapped: Any, _module: Any, args: tuple, kwargs: dict[str, Any]) ->
             _TRACERS[key] = tracer
     setattr(connection, _TRACER_ATTRIBUTE, tracer)
     return connection
+
+
+def _record_failed_connect(args: tuple, kwargs: dict[str, Any], error: Exception, started: int) -> None:
+    """An error span for a connect() that failed: contrib records nothing, and a service that
+    catches the error (and logs it) leaves the order's trace without its cause."""
+    try:
+        dsn = psycopg2.extensions.parse_dsn(args[0] if args else kwargs.get("dsn") or "")
+    except psycopg2.Error:
+        dsn = {}
+    factories = ("dsn", "connection_factory", "cursor_factory")
+    params = {**dsn, **{k: v for k, v in kwargs.items() if k not in factories}}
+    host = str(params.get("host") or os.environ.get("PGHOST") or "localhost")
+    port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+    attributes: dict[str, Any] = {
+        "db.system": "postgresql",  # the names contrib's statement spans carry
+        "net.peer.name": host,
+        "error.type": f"{type(error).__module__}.{type(error).__qualname__}",
+    }
+    if port.isdigit():
+        attributes["net.peer.port"] = int(port)
+    database = params.get("dbname") or params.get("database")
+    if database:
+        attributes["db.name"] = str(database)
+    span = trace.get_tracer(__name__, __version__).start_span(
+        "connect", kind=SpanKind.CLIENT, start_time=started, attributes=attributes
+    )
+    span.record_exception(error)
+    span.set_status(StatusCode.ERROR, str(error).strip().splitlines()[0] if str(error).strip() else None)
+    span.end()
 
 
 class _Instrumentor(Psycopg2Instrumentor):
