@@ -6,6 +6,8 @@ Kept apart from the CLI so that the rules can be read, and tested, on their own.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,6 +31,9 @@ class Step:
     span_id: str
     parent_id: str | None
     kind: str
+    address: str | None = None  # host:port a client span called, or a server span answered at
+    unreachable: str | None = None  # why a call got no answer: "unreachable (connection refused)", ...
+    peer_name: str | None = None  # who the peer is, when the span says (peer.service, db, S3)
 
 
 @dataclass
@@ -38,6 +43,7 @@ class Verdict:
     service: str | None = None
     step: str | None = None
     reason: str | None = None
+    peer: str | None = None  # the service or server a failed call could not reach
     trace_ids: list[str] = field(default_factory=list)
     timeline: list[Step] = field(default_factory=list)
 
@@ -48,7 +54,8 @@ class Verdict:
             extra = f" ({self.reason})" if self.reason else ""
             return f"{self.order_id}: completed{extra}"
         where = "stuck after" if self.outcome == "stuck" else "failed at"
-        return f"{self.order_id}: {where} {self.service}: {self.step} - {self.reason}"
+        service = f"{self.service} -> {self.peer}" if self.peer else self.service
+        return f"{self.order_id}: {where} {service}: {self.step} - {self.reason}"
 
     def slowest_leaf(self) -> Step | None:
         """The slowest span that has no child: where the time really went."""
@@ -84,6 +91,17 @@ class Jaeger:
         tags = json.dumps({"order.id": order_id})
         return self._get("/api/traces", service=service, tags=tags, lookback=lookback, limit=20)
 
+    def service_at(self, host: str, port: int, lookback: str = "2d") -> str | None:
+        """The service whose server spans last answered at host:port, learnt from its traces."""
+        tags = json.dumps({"span.kind": "server", "server.address": host, "server.port": str(port)})
+        latest: tuple[int, str] | None = None
+        for service in self.services():
+            for trace in self._get("/api/traces", service=service, tags=tags, lookback=lookback, limit=1):
+                started = max(span["startTime"] for span in trace["spans"])
+                if latest is None or started > latest[0]:
+                    latest = (started, service)
+        return latest[1] if latest else None
+
     def traces(self, service: str, operation: str, start_us: int, end_us: int, limit: int) -> list[dict]:
         return self._get(
             "/api/traces", service=service, operation=operation, start=start_us, end=end_us, limit=limit
@@ -116,6 +134,52 @@ def _note(span: dict, tags: dict[str, Any]) -> str:
     return "; ".join(p.strip() for p in parts if p)
 
 
+# How a call that got no answer failed, read from its error: the words differ by library
+# (httpx, requests, botocore, psycopg2) and by OS, the causes do not.
+_UNREACHABLE = (
+    ("unreachable (connection refused)", re.compile(r"refused|ECONNREFUSED|Errno 111\b", re.IGNORECASE)),
+    (
+        "unreachable (connect timed out)",
+        re.compile(r"ConnectTimeout|connect timeout|timeout expired", re.IGNORECASE),
+    ),
+    ("no answer (timed out)", re.compile(r"timed? ?out|Timeout", re.IGNORECASE)),
+    (
+        "unreachable (name not resolved)",
+        re.compile(r"not known|nodename nor servname|getaddrinfo|name resolution", re.IGNORECASE),
+    ),
+    (
+        "unreachable (no connection)",
+        re.compile(r"ConnectError|EndpointConnectionError|could not connect|reset by peer", re.IGNORECASE),
+    ),
+)
+
+
+def _unreachable(tags: dict[str, Any], note: str) -> str | None:
+    """Why a client call got no answer, or None if it got one (any HTTP status is an answer)."""
+    if tags.get("span.kind") != "client" or "http.response.status_code" in tags or not note:
+        return None
+    return next((why for why, pattern in _UNREACHABLE if pattern.search(note)), None)
+
+
+def _peer(tags: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The span's host:port (called, or answered at), and the peer's name where the span says it."""
+    host = tags.get("server.address") or tags.get("net.peer.name")
+    port = tags.get("server.port") or tags.get("net.peer.port")
+    if not host and tags.get("url.full"):
+        match = re.match(r"\w+://([^/:?#]+)(?::(\d+))?", str(tags["url.full"]))
+        if match:
+            host, port = match[1], match[2] or ("443" if str(tags["url.full"]).startswith("https") else "80")
+    address = f"{host}:{port}" if host and port else None
+    if tags.get("peer.service"):
+        return address, str(tags["peer.service"])
+    if tags.get("db.system"):
+        database = tags.get("db.name") or tags.get("db.namespace")
+        return address, f"{tags['db.system']} db {database}" if database else str(tags["db.system"])
+    if tags.get("rpc.system") == "aws-api" and tags.get("rpc.service"):
+        return address, str(tags["rpc.service"])
+    return address, None
+
+
 def timeline(traces: list[dict]) -> list[Step]:
     """Every span of the order's traces in start order, times relative to the first."""
     spans = []
@@ -130,6 +194,8 @@ def timeline(traces: list[dict]) -> list[Step]:
     for span, service in sorted(spans, key=lambda pair: pair[0]["startTime"]):
         tags = _tags(span)
         parents = [ref["spanID"] for ref in span.get("references", []) if ref.get("refType") == "CHILD_OF"]
+        note = _note(span, tags)
+        address, peer_name = _peer(tags)
         steps.append(
             Step(
                 start_ms=round((span["startTime"] - origin) / 1000, 1),
@@ -137,21 +203,31 @@ def timeline(traces: list[dict]) -> list[Step]:
                 operation=span["operationName"],
                 duration_ms=round(span["duration"] / 1000, 1),
                 error=bool(tags.get("error")) or tags.get("otel.status_code") == "ERROR",
-                note=_note(span, tags),
+                note=note,
                 span_id=span["spanID"],
                 parent_id=parents[0] if parents else None,
                 kind=str(tags.get("span.kind", "")),
+                address=address,
+                unreachable=_unreachable(tags, note),
+                peer_name=peer_name,
             )
         )
     return steps
 
 
-def verdict(order_id: str, traces: list[dict], done: tuple[str, str]) -> Verdict:
+def verdict(
+    order_id: str,
+    traces: list[dict],
+    done: tuple[str, str],
+    service_at: Callable[[str, int], str | None] | None = None,
+) -> Verdict:
     """completed if the order reached the terminal step `done` (service, operation); else the cause.
 
     Failed: the deepest error (an error span without an erroring child: the CRM's 500, not
     the MES client span that saw it) and, if the message was dead-lettered, where it went;
-    else the consumer whose message was dead-lettered.
+    else the consumer whose message was dead-lettered. A call that got no answer names its
+    peer: the span's own word (peer.service, the database, S3), else the service whose
+    server spans answer at that host:port, in these traces or, through `service_at`, others.
     Stuck: nothing failed, the path just ends; a message published and never consumed is
     named as such.
     """
@@ -176,6 +252,9 @@ def verdict(order_id: str, traces: list[dict], done: tuple[str, str]) -> Verdict
         cause = root_causes[-1]
         result.outcome, result.service, result.step = "failed", cause.service, cause.operation
         result.reason = cause.note or "error"
+        if cause.unreachable:
+            result.peer = _peer_name(cause, steps, service_at)
+            result.reason = f"{cause.unreachable}: {result.reason}"
         if dead:  # where the message is now: support can replay it from there
             result.reason += f"; dead-lettered: {dead[0].note.removeprefix('dead letter: ')}"
         return result
@@ -207,3 +286,18 @@ def verdict(order_id: str, traces: list[dict], done: tuple[str, str]) -> Verdict
         result.service, result.step = last.service, last.operation
         result.reason = "nothing happened after this step"
     return result
+
+
+def _peer_name(
+    call: Step, steps: list[Step], service_at: Callable[[str, int], str | None] | None
+) -> str | None:
+    if call.peer_name:
+        return call.peer_name
+    if not call.address:
+        return None
+    answered = [s.service for s in steps if s.kind == "server" and s.address == call.address]
+    if answered:
+        return answered[-1]
+    host, _, port = call.address.rpartition(":")
+    found = service_at(host, int(port)) if service_at and port.isdigit() else None
+    return found or call.address

@@ -9,6 +9,7 @@ Exit codes of `trace`, for scripts: 0 completed, 1 failed, 3 stuck, 4 no such or
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -96,7 +97,7 @@ if typer is not None:
         except JaegerUnreachable as error:
             err.print(f"[red]error:[/red] {error} (set OTEL_KIT_JAEGER_URL or --jaeger)")
             raise typer.Exit(JAEGER_DOWN) from None
-        result = verdict(order_id, traces, done_step)
+        result = verdict(order_id, traces, done_step, client.service_at)
         if as_json:
             out.print_json(result.to_json())
         elif result.outcome == "unknown":
@@ -131,8 +132,9 @@ if typer is not None:
         now = time.time()
         start_us = int((now - _seconds(since, "--since")) * 1e6)
         end_us = int((now - _seconds(settle, "--settle")) * 1e6)
+        client = Jaeger(jaeger)
         try:
-            traces = Jaeger(jaeger).traces(entry_service, entry_operation, start_us, end_us, limit)
+            traces = client.traces(entry_service, entry_operation, start_us, end_us, limit)
         except JaegerUnreachable as error:
             err.print(f"[red]error:[/red] {error} (set OTEL_KIT_JAEGER_URL or --jaeger)")
             raise typer.Exit(JAEGER_DOWN) from None
@@ -143,13 +145,16 @@ if typer is not None:
             }
             for order_id in ids:
                 by_order[order_id].append(trace_)
-        lost = [verdict(order_id, found, done_step) for order_id, found in sorted(by_order.items())]
+        service_at = functools.cache(client.service_at)  # one look-up per address, not per order
+        lost = [
+            verdict(order_id, found, done_step, service_at) for order_id, found in sorted(by_order.items())
+        ]
         lost = [v for v in lost if v.outcome != "completed"]
         # Grouped by where they stopped; the reason shown is the first order's (reasons can
         # carry per-order details such as a URL).
         groups: dict[tuple, list[Verdict]] = defaultdict(list)
         for v in lost:
-            groups[(v.outcome, v.service, v.step)].append(v)
+            groups[(v.outcome, v.service, v.step, v.peer)].append(v)
         if as_json:
             out.print_json(
                 data={
@@ -159,17 +164,19 @@ if typer is not None:
                             "outcome": outcome,
                             "service": service,
                             "step": step,
+                            "peer": peer,
                             "reason": found[0].reason,
                             "orders": [v.order_id for v in found],
                         }
-                        for (outcome, service, step), found in groups.items()
+                        for (outcome, service, step, peer), found in groups.items()
                     ],
                 }
             )
             return
         table = Table("orders", "where", "reason", "order ids", title=f"lost orders, last {since}")
-        for (outcome, service, step), found in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-            where = f"{'stuck after' if outcome == 'stuck' else 'failed at'} {service}: {step}"
+        for (outcome, service, step, peer), found in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+            to = f" -> {peer}" if peer else ""
+            where = f"{'stuck after' if outcome == 'stuck' else 'failed at'} {service}{to}: {step}"
             ids = [v.order_id for v in found]
             shown = " ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
             table.add_row(str(len(ids)), where, found[0].reason or "", shown)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mirakuru import HTTPExecutor
 
 from examples._shared import SETTLED_STATUS
 from tests.integration.servers import free_port
@@ -20,8 +21,16 @@ from tests.stack_fixtures import REPO, eventually, prom_query, start_app
 ORDERS, EACH_FAULT = 70, 5
 
 
+@dataclass
+class Examples:
+    """The running examples: their URLs, and each one's process to stop and start for an outage."""
+
+    urls: dict[str, str]
+    executors: dict[str, HTTPExecutor]
+
+
 @pytest.fixture(scope="session")
-def shop_url(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def examples(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Examples]:
     """shop, CRM and MES as their READMEs run them: uvicorn, the kit exporting to the collector."""
     logs = tmp_path_factory.mktemp("examples")
     ports = {name: free_port() for name in ("shop", "crm", "mes")}
@@ -31,12 +40,20 @@ def shop_url(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "OTEL_METRICS_EXPORTER": "otlp",
         "CRM_URL": f"http://127.0.0.1:{ports['crm']}",
     }
-    executors = []
+    executors = {}
     for name in ("crm", "mes", "shop"):
-        executors.append(start_app(f"examples.{name}.app:app", ports[name], env, logs / f"{name}.log"))
-    yield f"http://127.0.0.1:{ports['shop']}"
-    for executor in executors:
+        # The shop faces the internet, as in the local stack: client context refused.
+        edge = {"OTEL_KIT_TRUST_INCOMING_CONTEXT": "false"} if name == "shop" else {}
+        app, log = f"examples.{name}.app:app", logs / f"{name}.log"
+        executors[name] = start_app(app, ports[name], {**env, **edge}, log)
+    yield Examples({name: f"http://127.0.0.1:{port}" for name, port in ports.items()}, executors)
+    for executor in executors.values():
         executor.stop()
+
+
+@pytest.fixture(scope="session")
+def shop_url(examples: Examples) -> str:
+    return examples.urls["shop"]
 
 
 @dataclass
