@@ -24,6 +24,7 @@ console = Console()
 
 def main() -> None:
     injected_file = REPO / ".stack/demo-orders.json"
+    started = time.time()
     subprocess.run(
         [sys.executable, "-m", "examples.loadgen", "--orders", "40", "--each-fault", "2", "--shop", SHOP,
          "--out", str(injected_file), "--seed", str(int(time.time()))],
@@ -42,11 +43,16 @@ def main() -> None:
     # The last spans reach Jaeger up to ~2 s after the orders settle (batching in the
     # services and the collector): wait until the forensics see every injected loss.
     lost_expected = {oid for oid, fault in injected.items() if SETTLED_STATUS[fault] != "completed"}
+
+    def since() -> str:
+        """This run's orders only: Jaeger keeps the traces of earlier runs and test runs (on disk)."""
+        return f"{int(time.time() - started) + 5}s"
+
     with console.status("waiting for the last spans to reach Jaeger"):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             report = subprocess.run(
-                [otel_kit, "lost-orders", "--since", "15m", "--settle", "0s", "--json"],
+                [otel_kit, "lost-orders", "--since", since(), "--settle", "0s", "--json"],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             if report.returncode == 0:
@@ -54,8 +60,9 @@ def main() -> None:
                 if found & set(injected) == lost_expected:
                     break
             time.sleep(1)
-    console.rule("lost orders: otel-kit lost-orders --since 15m --settle 0s")
-    subprocess.run([otel_kit, "lost-orders", "--since", "15m", "--settle", "0s"], check=False)
+    window = since()
+    console.rule(f"lost orders of this run: otel-kit lost-orders --since {window} --settle 0s")
+    subprocess.run([otel_kit, "lost-orders", "--since", window, "--settle", "0s"], check=False)
     example = next(oid for oid, fault in injected.items() if fault == "crm_500")
     console.rule(f"one of them: otel-kit trace {example}")
     subprocess.run([otel_kit, "trace", example], check=False)
