@@ -65,3 +65,6 @@ def test_compose_file_parses() -> None:
     # Both the collector and Jaeger read the committed files, with the container addresses.
     assert "JAEGER_OTLP_ENDPOINT: jaeger:4327" in out
     assert "PROMETHEUS_URL: http://prometheus:9090" in out
+    # Jaeger (user 10001) keeps its traces in a volume whose data folder is made its own first.
+    assert "JAEGER_BADGER_DIR: /var/lib/jaeger/data" in out
+    assert "chown -R 10001:10001 /var/lib/jaeger/data" in out
