@@ -243,6 +243,7 @@ def test_prometheus_scrapes_every_part_of_the_stack(stack: None) -> None:
         "prometheus",
         "alertmanager",
         "rabbitmq",
+        "rabbitmq-queues",
         "postgres",
         "minio",
     }
@@ -257,3 +258,13 @@ def test_prometheus_scrapes_every_part_of_the_stack(stack: None) -> None:
         return by_job if all(by_job.get(job) == {"up"} for job in jobs) else None
 
     assert set(eventually(health, timeout=30)) == jobs
+
+
+def test_rabbitmq_figures_are_per_queue(run: Run, services: Services) -> None:
+    """The user asked for messages in flight and consumers per queue (the plugin's /metrics sums them)."""
+    for family in ("messages_ready", "messages_unacked", "consumers"):
+        query = f'rabbitmq_detailed_queue_{family}{{queue="{services.queue}"}}'
+        series = eventually(lambda query=query: prom_query(query))
+        assert [s["metric"]["vhost"] for s in series] == ["/"]
+    (consumers,) = prom_query(f'rabbitmq_detailed_queue_consumers{{queue="{services.queue}"}}')
+    assert float(consumers["value"][1]) >= 1  # the stack test's mes consumes it
