@@ -127,6 +127,9 @@ def _postgres_exporter(name: str, pg_port: int, port: int) -> Server:
     )
 
 
+_NODE_COLLECTORS = ("cpu", "meminfo", "filesystem", "diskstats", "loadavg", "netdev")
+
+
 def servers() -> list[Server]:
     """Every server of the stack; the ports here are the ones the committed configs use."""
     rabbit = STATE / "rabbitmq"
@@ -250,6 +253,32 @@ def servers() -> list[Server]:
         ),
         _postgres_exporter("shop", 5433, 9187),
         _postgres_exporter("mes", 5434, 9188),
+        Server(
+            name="node-exporter",  # the host's CPU, memory and disks
+            command=[
+                "/usr/bin/prometheus-node-exporter",
+                "--web.listen-address=127.0.0.1:9100",
+                # What the system dashboard reads; the Debian defaults add systemd, apt and
+                # textfile collectors that answer with errors in a container.
+                "--collector.disable-defaults",
+                *(f"--collector.{name}" for name in _NODE_COLLECTORS),
+            ],
+            ports={"metrics": 9100},
+            ready=_http_ok("http://127.0.0.1:9100/metrics", "node_cpu_seconds_total"),
+            package="Debian prometheus-node-exporter",
+        ),
+        Server(
+            name="process-exporter",  # each PostgreSQL instance's memory and CPU
+            command=[
+                "/usr/bin/prometheus-process-exporter",
+                "-web.listen-address=127.0.0.1:9256",
+                f"-config.path={REPO / 'deploy/process-exporter/config.yaml'}",
+                "-recheck",  # a cluster restarted after the exporter is found again
+            ],
+            ports={"metrics": 9256},
+            ready=_http_ok("http://127.0.0.1:9256/metrics", "namedprocess_namegroup_num_procs"),
+            package="Debian prometheus-process-exporter",
+        ),
     ]
 
 

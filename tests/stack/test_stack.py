@@ -245,6 +245,8 @@ def test_prometheus_scrapes_every_part_of_the_stack(stack: None) -> None:
         "rabbitmq",
         "rabbitmq-queues",
         "postgres",
+        "node",
+        "process",
         "minio",
     }
 
@@ -268,3 +270,18 @@ def test_rabbitmq_figures_are_per_queue(run: Run, services: Services) -> None:
         assert [s["metric"]["vhost"] for s in series] == ["/"]
     (consumers,) = prom_query(f'rabbitmq_detailed_queue_consumers{{queue="{services.queue}"}}')
     assert float(consumers["value"][1]) >= 1  # the stack test's mes consumes it
+
+
+def test_each_database_instance_s_memory_and_the_host_s_cpu_ram_and_disk(stack: None) -> None:
+    """Rows 10 and 19 of the metrics map: memory per PostgreSQL instance; host CPU, RAM, disk."""
+    resident = 'namedprocess_namegroup_memory_bytes{memtype="resident",groupname=~"postgres-.*"}'
+    series = eventually(lambda: len(prom_query(resident)) == 2 and prom_query(resident))
+    assert {s["metric"]["groupname"] for s in series} == {"postgres-shop", "postgres-mes"}
+    assert all(float(s["value"][1]) > 1e6 for s in series)  # a cluster and its backends: megabytes
+    for query in (
+        '1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[1m]))',
+        "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",
+        'node_filesystem_avail_bytes{mountpoint="/"}',
+    ):
+        (value,) = eventually(lambda query=query: prom_query(query))
+        assert float(value["value"][1]) > 0, query
