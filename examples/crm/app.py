@@ -13,6 +13,7 @@ import threading  # noqa: E402 - libraries after init, so that they are traced
 import time  # noqa: E402
 
 from fastapi import FastAPI, HTTPException  # noqa: E402
+from opentelemetry import trace  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
 app = FastAPI(title="crm")
@@ -33,6 +34,7 @@ def health() -> dict:
 
 @app.post("/customers/{customer_id}/orders", status_code=201)
 def register_order(customer_id: str, registration: Registration) -> dict:
+    trace.get_current_span().set_attribute("enduser.id", customer_id)  # RPS per user
     if registration.fault == "crm_500":
         raise HTTPException(500, "CRM database unavailable")
     if registration.fault == "crm_slow":

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager  # noqa: E402
 
 import psycopg2  # noqa: E402
 from fastapi import FastAPI, HTTPException  # noqa: E402
+from opentelemetry import trace  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from examples import _shared  # noqa: E402
@@ -108,6 +109,8 @@ def place_order(new: NewOrder) -> dict:
     if new.fault is not None and new.fault not in _shared.FAULTS:
         raise HTTPException(422, f"unknown fault {new.fault!r}; one of {', '.join(_shared.FAULTS)}")
     order_id = f"ord-{uuid.uuid4().hex[:12]}"
+    # The request's user, for RPS per user (the collector's per-user view, capped per service).
+    trace.get_current_span().set_attribute("enduser.id", new.customer_id)
     with otel_kit.order(order_id):
         items = [item.model_dump() for item in new.items]
         with _db() as conn, conn.cursor() as cur:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import EACH_FAULT, ORDERS, Load, funnel, otel_kit_cli
-from tests.stack_fixtures import JAEGER, eventually
+from tests.stack_fixtures import JAEGER, eventually, prom_query
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -125,3 +125,25 @@ def test_the_funnel_metric_matches_the_injected_counts(load: Load) -> None:
     with contextlib.suppress(AssertionError):
         eventually(lambda: increases() == expected, timeout=60)
     assert increases() == expected
+
+
+def test_each_request_names_its_customer_for_rps_per_user(load: Load, shop_url: str) -> None:
+    """Row 3 of the metrics map: the shop's and the CRM's server spans name the customer
+    (enduser.id), which the collector's per-user view counts, capped per service."""
+    order_id = load.orders("none")[0]
+    tags = json.dumps({"order.id": order_id})
+    [trace] = httpx.get(f"{JAEGER}/api/traces", params={"service": "shop", "tags": tags}, timeout=10).json()[
+        "data"
+    ]
+    services = {key: p["serviceName"] for key, p in trace["processes"].items()}
+    tags_of = [
+        (services[span["processID"]], {t["key"]: t["value"] for t in span["tags"]}) for span in trace["spans"]
+    ]
+    users = {
+        service: tags.get("enduser.id") for service, tags in tags_of if tags.get("span.kind") == "server"
+    }
+    customer = httpx.get(f"{shop_url}/orders/{order_id}", timeout=10).json()["customer_id"]
+    assert users == {"shop": customer, "crm": customer}
+    # The per-user series; the stack tests' own "shop" may have filled that service's cap.
+    query = 'sum by (enduser_id) (traces_span_metrics_by_user_calls_total{service_name="crm"})'
+    assert eventually(lambda: any(s["metric"].get("enduser_id") == customer for s in prom_query(query)))
