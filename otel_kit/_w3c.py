@@ -57,15 +57,19 @@ def parse_tracestate(values: Sequence[str]) -> Tracestate | None:
 
 
 def _truncated(members: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    def length(entries: list[tuple[str, str]]) -> int:
-        return sum(len(key) + 1 + len(value) for key, value in entries) + max(len(entries) - 1, 0)
+    """Whole entries cut until the header fits: those over 128 characters first, last first."""
 
-    if length(members) <= MAX_LENGTH:
-        return members
-    while length(members) > MAX_LENGTH and any(len(k) + 1 + len(v) > _LONG_ENTRY for k, v in members):
-        longest_last = max(i for i, (k, v) in enumerate(members) if len(k) + 1 + len(v) > _LONG_ENTRY)
-        del members[longest_last]
-    while length(members) > MAX_LENGTH:
+    def size(key: str, value: str) -> int:
+        return len(key) + 1 + len(value)
+
+    def length() -> int:
+        return sum(size(k, v) for k, v in members) + max(len(members) - 1, 0)
+
+    while length() > MAX_LENGTH and (
+        long := [i for i, (k, v) in enumerate(members) if size(k, v) > _LONG_ENTRY]
+    ):
+        del members[long[-1]]
+    while length() > MAX_LENGTH:
         members.pop()
     return members
 
