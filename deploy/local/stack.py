@@ -543,9 +543,10 @@ def stop(
         except StackError as error:
             console.print(f"[red]error:[/red] {error}")
             raise typer.Exit(1) from None
+        supervisor = _supervisor().supervisor
         for server in chosen:
             with contextlib.suppress(Fault):  # already stopped
-                _supervisor().supervisor.stopProcess(server.name)
+                supervisor.stopProcess(server.name)
             console.print(f"  stopped {server.name}")
         return
     _retire_collector_series()

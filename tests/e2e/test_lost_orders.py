@@ -36,12 +36,18 @@ HEALTHY_PATH = sorted([
 ])  # fmt: skip
 
 
+def _trace_of(order_id: str) -> dict:
+    """The order's one trace, as Jaeger's query API returns it."""
+    tags = json.dumps({"order.id": order_id})
+    [trace] = httpx.get(f"{JAEGER}/api/traces", params={"service": "shop", "tags": tags}, timeout=10).json()[
+        "data"
+    ]
+    return trace
+
+
 def test_every_healthy_order_crosses_all_three_services_tagged_with_its_id(load: Load) -> None:
     def path(order_id: str) -> tuple[str, list, set]:
-        tags = json.dumps({"order.id": order_id})
-        [trace] = httpx.get(
-            f"{JAEGER}/api/traces", params={"service": "shop", "tags": tags}, timeout=10
-        ).json()["data"]
+        trace = _trace_of(order_id)
         services = {key: p["serviceName"] for key, p in trace["processes"].items()}
         spans = sorted((services[s["processID"]], s["operationName"]) for s in trace["spans"])
         ids = {t["value"] for s in trace["spans"] for t in s["tags"] if t["key"] == "order.id"}
@@ -131,10 +137,7 @@ def test_each_request_names_its_customer_for_rps_per_user(load: Load, shop_url: 
     """Row 3 of the metrics map: the shop's and the CRM's server spans name the customer
     (enduser.id), which the collector's per-user view counts, capped per service."""
     order_id = load.orders("none")[0]
-    tags = json.dumps({"order.id": order_id})
-    [trace] = httpx.get(f"{JAEGER}/api/traces", params={"service": "shop", "tags": tags}, timeout=10).json()[
-        "data"
-    ]
+    trace = _trace_of(order_id)
     services = {key: p["serviceName"] for key, p in trace["processes"].items()}
     tags_of = [
         (services[span["processID"]], {t["key"]: t["value"] for t in span["tags"]}) for span in trace["spans"]
