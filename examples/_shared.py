@@ -26,6 +26,7 @@ S3_SECRET = os.environ.get("S3_SECRET_KEY", "otelkit-local-only")
 S3_BUCKET = os.environ.get("S3_BUCKET", "production-docs")
 CRM_URL = os.environ.get("CRM_URL", "http://127.0.0.1:8002")
 CRM_TIMEOUT = float(os.environ.get("CRM_TIMEOUT", "1.0"))
+MES_URL = os.environ.get("MES_URL", "http://127.0.0.1:8003")
 
 EXCHANGE, DEAD_LETTER_EXCHANGE = "orders", "orders.dlx"
 ORDER_CREATED, ORDER_STATUS = "order.created", "order.status"

@@ -2,6 +2,8 @@
 
     python -m examples.loadgen --orders 70 --each-fault 5 --out injected.json
 
+Each order is preceded by a quote (POST /quotes, which the shop asks the MES for), as a
+customer would ask the price first; a failed quote is counted, the order placed anyway.
 Each fault is injected `--each-fault` times (or as `--faults crm_500=3,reject=2`), the rest
 of the orders are healthy; the mix is shuffled with `--seed`. The output file maps every
 order id to its fault ("none" for healthy ones): what the e2e tests and the demo compare
@@ -63,6 +65,7 @@ def main(
     mix = _mix(orders, each_fault, faults, seed)
     injected: dict[str, str] = {}
     errors: Counter[str] = Counter()
+    quotes_failed: Counter[str] = Counter()
     rng = random.Random(seed)
     started = time.monotonic()
     with httpx.Client(base_url=shop, timeout=10) as client, Progress(console=console) as progress:
@@ -74,6 +77,11 @@ def main(
                 "items": [{"sku": rng.choice(SKUS), "quantity": rng.randrange(1, 5)}],
                 "fault": None if fault == "none" else fault,
             }
+            try:
+                quote = {"customer_id": body["customer_id"], "items": body["items"]}
+                client.post("/quotes", json=quote).raise_for_status()
+            except httpx.HTTPError as error:
+                quotes_failed[type(error).__name__] += 1
             try:
                 response = client.post("/orders", json=body)
                 response.raise_for_status()
@@ -90,6 +98,8 @@ def main(
     for fault, count in sorted(Counter(injected.values()).items()):
         table.add_row(fault, str(count))
     console.print(table)
+    if quotes_failed:
+        console.print(f"[yellow]{sum(quotes_failed.values())} quotes failed:[/yellow] {dict(quotes_failed)}")
     if errors:
         console.print(f"[red]{sum(errors.values())} orders not placed:[/red] {dict(errors)}")
         raise typer.Exit(1)

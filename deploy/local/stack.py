@@ -288,7 +288,10 @@ def example_services() -> list[Server]:
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
         "OTEL_METRICS_EXPORTER": "otlp",
+        # Every scrape (10 s) sees fresh process and HTTP metrics; the SDK default is 60 s.
+        "OTEL_METRIC_EXPORT_INTERVAL": "10000",
         "CRM_URL": f"http://127.0.0.1:{ports['crm']}",
+        "MES_URL": f"http://127.0.0.1:{ports['mes']}",
     }
     # The shop faces the internet: a client's traceparent or baggage must not enter our traces.
     edge = {"OTEL_KIT_TRUST_INCOMING_CONTEXT": "false"}

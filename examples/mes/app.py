@@ -1,7 +1,9 @@
-"""The MES (production) API: turns created orders into priced production plans.
+"""The MES (production) API: quotes orders and turns created orders into priced production plans.
 
-For each `order.created` message: price and plan the order (MES db), store the production
-document in S3, register the order with the CRM over HTTP, then publish the order's status.
+`POST /quotes` prices a basket and tells the production backlog (the shop asks it, over
+HTTP, before a customer orders). For each `order.created` message: price and plan the order
+(MES db), store the production document in S3, register the order with the CRM over HTTP,
+then publish the order's status.
 An order it cannot process is rejected into the dead-letter exchange.
 
     uvicorn examples.mes.app:app --port 8003
@@ -25,6 +27,8 @@ import psycopg2  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
+from opentelemetry import trace  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
 
 from examples import _shared  # noqa: E402
 
@@ -55,9 +59,24 @@ def _s3(secret: str = _shared.S3_SECRET):
     )
 
 
+class Item(BaseModel):
+    sku: str
+    quantity: int = Field(gt=0)
+
+
+class Basket(BaseModel):
+    items: list[Item] = Field(min_length=1)
+    customer_id: str | None = None  # the shop's customer the quote is for
+
+
+def _cost(items: list[dict]) -> tuple[float, int]:
+    """The price and the production minutes of a basket: what a quote and a plan both use."""
+    price = sum(UNIT_PRICE.get(item["sku"], 10.0) * item["quantity"] for item in items)
+    return price, sum(item["quantity"] for item in items) * 15
+
+
 def _plan(order: dict) -> tuple[float, int]:
-    price = sum(UNIT_PRICE.get(item["sku"], 10.0) * item["quantity"] for item in order["items"])
-    minutes = sum(item["quantity"] for item in order["items"]) * 15
+    price, minutes = _cost(order["items"])
     with psycopg2.connect(_shared.MES_DSN) as conn, conn.cursor() as cur:
         if order.get("fault") == "slow_db":
             cur.execute("SELECT pg_sleep(2)")  # a plan query that lost its index
@@ -128,3 +147,18 @@ app = FastAPI(title="mes", lifespan=lifespan)
 @app.get("/health")
 def health() -> dict:
     return {"service": "mes"}
+
+
+@app.post("/quotes")
+def quote(basket: Basket) -> dict:
+    """The price of a basket, and the production backlog ahead of it (minutes planned in the last hour)."""
+    if basket.customer_id is not None:  # the request's user, for RPS per user
+        trace.get_current_span().set_attribute("enduser.id", basket.customer_id)
+    price, minutes = _cost([item.model_dump() for item in basket.items])
+    with psycopg2.connect(_shared.MES_DSN) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT coalesce(sum(minutes), 0) FROM production_plans"
+            " WHERE planned_at > now() - interval '1 hour'"
+        )
+        (backlog,) = cur.fetchone()
+    return {"price": price, "minutes": minutes, "backlog_minutes": int(backlog)}

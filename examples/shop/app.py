@@ -1,4 +1,4 @@
-"""The internet shop API: customers place orders and poll them; order events go out over RabbitMQ.
+"""The internet shop API: customers get quotes, place orders and poll them; orders go out over RabbitMQ.
 
 uvicorn examples.shop.app:app --port 8001
 """
@@ -14,6 +14,7 @@ import threading  # noqa: E402
 import uuid  # noqa: E402
 from contextlib import asynccontextmanager  # noqa: E402
 
+import httpx  # noqa: E402
 import psycopg2  # noqa: E402
 from fastapi import FastAPI, HTTPException  # noqa: E402
 from opentelemetry import trace  # noqa: E402
@@ -40,15 +41,24 @@ class Item(BaseModel):
     quantity: int = Field(gt=0)
 
 
-class NewOrder(BaseModel):
-    customer_id: str
+class Basket(BaseModel):
     items: list[Item] = Field(min_length=1)
+
+
+class QuoteRequest(Basket):
+    customer_id: str | None = None  # who asks, if known: RPS per user
+
+
+class NewOrder(Basket):
+    customer_id: str
     # A fault to inject for this order (see examples/README.md); None for a healthy order.
     fault: str | None = None
 
 
 _local = threading.local()
 _stop = threading.Event()
+# Quotes are interactive: a customer waits on them, so production gets a short deadline.
+_mes = httpx.Client(base_url=_shared.MES_URL, timeout=1.0)
 
 
 def _db():
@@ -102,6 +112,23 @@ app = FastAPI(title="shop", lifespan=lifespan)
 @app.get("/health")
 def health() -> dict:
     return {"service": "shop"}
+
+
+@app.post("/quotes")
+def quote(request: QuoteRequest) -> dict:
+    """What the basket would cost and how busy production is, from the MES.
+
+    A separate request from the order: while production is down a customer gets no quote
+    (503) but can still order, and the order waits in RabbitMQ until the MES is back.
+    """
+    if request.customer_id is not None:
+        trace.get_current_span().set_attribute("enduser.id", request.customer_id)
+    try:
+        response = _mes.post("/quotes", json=request.model_dump())
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        raise HTTPException(503, f"no quote: production (MES at {_shared.MES_URL}) failed: {error}") from None
+    return response.json()
 
 
 @app.post("/orders", status_code=201)

@@ -38,7 +38,10 @@ def examples(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
         "OTEL_METRICS_EXPORTER": "otlp",
+        # Every scrape (10 s) sees fresh process and HTTP metrics; the SDK default is 60 s.
+        "OTEL_METRIC_EXPORT_INTERVAL": "10000",
         "CRM_URL": f"http://127.0.0.1:{ports['crm']}",
+        "MES_URL": f"http://127.0.0.1:{ports['mes']}",
     }
     executors = {}
     for name in ("crm", "mes", "shop"):
