@@ -105,6 +105,8 @@ def _postgres(name: str, port: int) -> Server:
             str(DATA / f"postgres-{name}"),
             "-c",
             "listen_addresses=127.0.0.1",
+            "-c",  # query time per database (deploy/postgres-exporter/queries.yaml)
+            "shared_preload_libraries=pg_stat_statements",
         ],
         ports={"sql": port},
         ready=_pg_ready(port, "postgres"),
@@ -119,7 +121,11 @@ def _postgres(name: str, port: int) -> Server:
 def _postgres_exporter(name: str, pg_port: int, port: int) -> Server:
     return Server(
         name=f"postgres-exporter-{name}",
-        command=["/usr/bin/prometheus-postgres-exporter", f"--web.listen-address=127.0.0.1:{port}"],
+        command=[
+            "/usr/bin/prometheus-postgres-exporter",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--extend.query-path={REPO / 'deploy/postgres-exporter/queries.yaml'}",
+        ],
         ports={"metrics": port},
         ready=_http_ok(f"http://127.0.0.1:{port}/metrics", "pg_up 1"),
         package="Debian prometheus-postgres-exporter",
@@ -519,6 +525,8 @@ def _ensure_databases() -> None:
         )
         if exists.stdout.strip() != "1":
             subprocess.run([*psql, f"CREATE DATABASE {name}"], check=True, capture_output=True)
+        statements = "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+        subprocess.run([*psql, statements, "-d", name], check=True, capture_output=True)
 
 
 def _named(names: list[str], known: list[Server]) -> list[Server]:
