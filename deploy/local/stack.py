@@ -187,10 +187,12 @@ def servers() -> list[Server]:
                 "MINIO_ROOT_USER": MINIO_USER,
                 "MINIO_ROOT_PASSWORD": MINIO_PASSWORD,
                 "MINIO_PROMETHEUS_AUTH_TYPE": "public",
-                # Its background scanner (healing, usage, lifecycle: nothing a one-drive dev
-                # store needs soon) woke every minute and took ~8% of a core for ~20 s with
-                # 40k documents here, slowing S3 writes at random: the flow benchmark's noise.
-                "MINIO_SCANNER_SPEED": "slowest",
+                # Its background scanner counts each bucket's size and objects (the bucket
+                # metrics) once a minute. At the default speed it took ~8% of a core for
+                # ~20 s with 40k documents here, slowing S3 writes at random (the flow
+                # benchmark's noise); "slow" waits 10x each object's cost between objects and
+                # still cycles every minute ("slowest" cycles every 30 min: sizes too stale).
+                "MINIO_SCANNER_SPEED": "slow",
             },
             urls=(f"http://127.0.0.1:9000 (S3, {MINIO_USER} / {MINIO_PASSWORD})",),
         ),

@@ -49,8 +49,9 @@ def test_prometheus_config_and_targets_are_valid() -> None:
     assert local == compose
 
 
-def test_recording_rules_compute_the_order_funnel() -> None:
-    out = check("promtool", "test", "rules", "deploy/prometheus/tests/order-funnel.test.yml")
+@pytest.mark.parametrize("rules", ["order-funnel", "red"])
+def test_recording_rules_compute_what_they_say(rules: str) -> None:
+    out = check("promtool", "test", "rules", f"deploy/prometheus/tests/{rules}.test.yml")
     assert "SUCCESS" in out
 
 
