@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import socket
 import subprocess
@@ -10,6 +11,8 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 
 import uvicorn
 
@@ -48,3 +51,14 @@ def serve(app: object) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def load_script(path: Path) -> ModuleType:
+    """A repository script (deploy/...) as a module, to test its functions without running it."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being made
+    spec.loader.exec_module(module)
+    return module
