@@ -73,7 +73,8 @@ shop API:        {SHOP}/docs      (place an order: POST /orders, see it: GET /or
 Jaeger API:      http://127.0.0.1:16686/api/traces?service=shop&limit=20
                  (the query API; Jaeger's UI assets are not in its Go module, compose has the UI)
 Prometheus:      http://127.0.0.1:9090/graph?g0.expr=order_funnel%3Aorders%3Atotal
-                 RED: traces_span_metrics_calls_total, traces_span_metrics_duration_milliseconds_bucket
+                 RED: service_route:http_server_requests:rate5m, service_route:http_server_5xx:ratio_rate5m
+every metric:    docs/metrics-map.md (the PromQL of each); Grafana dashboards: compose only
 any order:       {otel_kit} trace ORDER_ID   (--json for scripts)
 stop it all:     deploy/local/stack stop"""
     )
