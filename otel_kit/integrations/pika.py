@@ -7,7 +7,9 @@ and a BlockingChannel publish makes one producer span, not two nested ones (cont
 instruments both the blocking channel and the channel inside it). That producer span is
 contrib's, with its name and attributes worked out once per destination (`_publisher`).
 A message the consumer rejects or nacks marks its consumer span as an error: contrib leaves
-it "ok", so a dead-lettered order looked processed (`_rejecting`).
+it "ok", so a dead-lettered order looked processed (`_rejecting`). Each message carries the
+time it was published, and its consumer records how long it waited
+(`otel_kit.messaging.queue_time`): no broker metric gives that per destination.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import wrapt
-from opentelemetry import context, propagate, trace
+from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.instrumentation.pika import PikaInstrumentor, pika_instrumentor
 from opentelemetry.instrumentation.pika import utils as pika_utils
 from opentelemetry.instrumentation.pika.version import __version__
@@ -47,6 +49,14 @@ _NO_IDS = BasicProperties()  # all _enrich_span reads of a message's properties 
 # ContextVar because contrib gives its hook the span but not the delivery; it outlives the
 # span, which is harmless: an ended span is no longer recording and is left alone.
 _delivery: ContextVar[trace.Span | None] = ContextVar("otel_kit_pika_delivery", default=None)
+# Epoch milliseconds of the publish, an AMQP header: AMQP's own `timestamp` property has
+# whole seconds only, and belongs to the application.
+PUBLISHED_AT = "otel-kit-published-at"
+_queue_time = metrics.get_meter(__name__, __version__).create_histogram(
+    "otel_kit.messaging.queue_time",
+    unit="ms",
+    description="Time from a message's publish to its receipt by a consumer (clocks of both hosts).",
+)
 
 
 def instrument(settings: Settings) -> None:
@@ -108,6 +118,7 @@ def _publisher(original: Any, channel: BlockingChannel) -> Any:
         token = context.attach(trace.set_span_in_context(span))
         try:
             propagate.inject(properties.headers)
+            properties.headers.setdefault(PUBLISHED_AT, time.time_ns() // 1_000_000)
             return original(exchange, routing_key, body, properties, mandatory)
         except Exception as exc:  # recorded as contrib's trace.use_span records it
             if span.is_recording():
@@ -138,7 +149,19 @@ def _on_publish(span: trace.Span, body: bytes, properties: BasicProperties) -> N
 def _on_consume(span: trace.Span, body: bytes, properties: BasicProperties) -> None:
     _add_current_semconv(span, "receive")
     _record_dead_letter(span, properties)
+    _record_queue_time(span, properties)
     _delivery.set(span)
+
+
+def _record_queue_time(span: trace.Span, properties: BasicProperties) -> None:
+    published = (properties.headers or {}).get(PUBLISHED_AT)
+    if not isinstance(published, int) or isinstance(published, bool):
+        return  # a publisher without the kit, or a header someone else wrote
+    waited = time.time_ns() / 1_000_000 - published
+    destination = getattr(span, "attributes", {}).get("messaging.destination")
+    if waited >= 0 and destination is not None:  # a clock behind the publisher's: no figure
+        attributes = {"messaging.system": "rabbitmq", "messaging.destination.name": destination}
+        _queue_time.record(waited, attributes)
 
 
 def _reject_requeue(delivery_tag: int = 0, requeue: bool = True) -> bool:
