@@ -299,7 +299,8 @@ RABBITMQ = Board(
     title="RabbitMQ: queues",
     folder="Messaging",
     description="Per queue: ready and unacknowledged messages, consumers, dead letters (rabbitmq_prometheus, "
-    "/metrics/detailed), and the consumers' processing time and dead letters from their spans.",
+    "/metrics/detailed), the publish-to-consume time the consumers measure, and their processing "
+    "time and dead letters from their spans.",
     rows={
         "Queues": (
             Chart(
@@ -340,6 +341,20 @@ RABBITMQ = Board(
             ),
         ),
         "Processing": (
+            Chart(
+                "Publish to consume p95 per destination",
+                "How long messages waited between their publish and their consumer, per consuming service "
+                "and destination (otel_kit.messaging.queue_time; the two hosts' clocks). Growing: "
+                "consumers too few or stuck.",
+                "ms",
+                (
+                    Query(
+                        "histogram_quantile(0.95, sum by (service_name, messaging_destination_name, le) "
+                        "(rate(otel_kit_messaging_queue_time_milliseconds_bucket[$__rate_interval])))",
+                        "{{service_name}} {{messaging_destination_name}}",
+                    ),
+                ),
+            ),
             Chart(
                 "Message processing time p95 per queue",
                 "How long the consumers take per message (CONSUMER spans), per service and queue. The "

@@ -19,6 +19,13 @@ from tests.integration.servers import free_port
 from tests.stack_fixtures import REPO, eventually, prom_query, start_app
 
 ORDERS, EACH_FAULT = 70, 5
+# MinIO's usage scanner counts a bucket's size and objects once a minute, after a minute's
+# delay from its start: queries of those figures wait for it (the rest trail by seconds).
+SCANNER_LAG = 240
+
+
+def scanned(promql: str) -> bool:
+    return "minio_bucket_usage_" in promql
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pytest
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from tests.e2e.conftest import Load
+from tests.e2e.conftest import SCANNER_LAG, Load, scanned
 from tests.helpers import load_script
 from tests.stack_fixtures import PROMETHEUS, REPO, eventually
 
@@ -112,7 +112,8 @@ def test_every_query_returns_data_for_every_value_of_the_variables(load: Load, p
         for target in panel["targets"]:
             expr = _substituted(target["expr"], values)
             try:
-                eventually(lambda e=expr: _range_has_data(e), timeout=30, interval=3)
+                timeout = SCANNER_LAG if scanned(expr) else 30
+                eventually(lambda e=expr: _range_has_data(e), timeout=timeout, interval=3)
             except AssertionError:
                 empty.append(f"{panel['title']} {values}: {expr}")
     assert not empty, "queries without data:\n" + "\n".join(empty)

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.e2e.conftest import Load
+from tests.e2e.conftest import SCANNER_LAG, Load, scanned
 from tests.stack_fixtures import REPO, eventually, prom_query
 
 DOC = REPO / "docs/metrics-map.md"
-# MinIO's usage scanner counts a bucket's size and objects once a minute, after a minute's delay.
-SCANNED = ("minio_bucket_usage_",)
 
 
 @dataclass(frozen=True)
@@ -66,9 +64,7 @@ def _shows(row: Row) -> str | None:
         absent = wanted - {s.get(label) for s in series}
         if absent:
             return f"{label} lacks {sorted(absent)}"
-    if any(name in row.promql for name in SCANNED) and not any(
-        float(s["value"][1]) > 0 for s in prom_query(row.promql)
-    ):
+    if scanned(row.promql) and not any(float(s["value"][1]) > 0 for s in prom_query(row.promql)):
         return "MinIO has not counted the bucket yet"
     return None
 
@@ -76,7 +72,7 @@ def _shows(row: Row) -> str | None:
 @pytest.mark.parametrize("row", rows(), ids=str)
 def test_each_row_answers_with_the_label_asked_for(load: Load, row: Row) -> None:
     # Scrapes and span-metric flushes trail the flow by seconds; the bucket scanner by minutes.
-    timeout = 240 if any(name in row.promql for name in SCANNED) else 60
+    timeout = SCANNER_LAG if scanned(row.promql) else 60
     try:
         eventually(lambda: _shows(row) is None, timeout=timeout, interval=2)
     except AssertionError:

@@ -248,6 +248,7 @@ def test_prometheus_scrapes_every_part_of_the_stack(stack: None) -> None:
         "node",
         "process",
         "minio",
+        "minio-buckets",
     }
 
     def health() -> dict[str, set[str]] | None:
