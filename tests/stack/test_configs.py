@@ -49,7 +49,7 @@ def test_prometheus_config_and_targets_are_valid() -> None:
     assert local == compose
 
 
-@pytest.mark.parametrize("rules", ["order-funnel", "red", "alerts-infra"])
+@pytest.mark.parametrize("rules", ["order-funnel", "red", "alerts-infra", "alerts-services"])
 def test_recording_rules_compute_what_they_say(rules: str) -> None:
     out = check("promtool", "test", "rules", f"deploy/prometheus/tests/{rules}.test.yml")
     assert "SUCCESS" in out
