@@ -6,7 +6,7 @@
 Grafana's file provisioning makes the folders (one per area, from dashboards/) but not
 teams or folder permissions (that is Enterprise's access-control provisioning), so this
 script does the rest: it creates each team, adds its members, and sets each folder's
-permissions to exactly the teams that access.toml names (plus the Admin role). The admin
+permissions to exactly the teams that access.toml names (org admins keep full access). The admin
 credentials come from GRAFANA_USER and GRAFANA_PASSWORD (or --password-file).
 """
 
@@ -60,8 +60,10 @@ def load(path: Path = CONFIG) -> list[Team]:
 
 
 def folder_permissions(teams: list[Team], team_ids: dict[str, int], folder: str) -> dict[str, Any]:
-    """The body of POST /api/folders/{uid}/permissions: it replaces the folder's whole list."""
-    items: list[dict[str, Any]] = [{"role": "Admin", "permission": PERMISSIONS["Admin"]}]
+    """The body of POST /api/folders/{uid}/permissions: it replaces the folder's whole list, so
+    the default Viewer and Editor role grants go and only these teams keep access (org
+    admins always have it)."""
+    items: list[dict[str, Any]] = []
     for team in teams:
         if folder in team.folders:
             items.append({"teamId": team_ids[team.name], "permission": team.folders[folder]})
