@@ -10,6 +10,7 @@ import otel_kit
 otel_kit.init("shop")
 
 import json  # noqa: E402 - libraries after init, so that they are traced
+import logging  # noqa: E402
 import threading  # noqa: E402
 import uuid  # noqa: E402
 from contextlib import asynccontextmanager  # noqa: E402
@@ -55,6 +56,7 @@ class NewOrder(Basket):
     fault: str | None = None
 
 
+log = logging.getLogger("shop")
 _local = threading.local()
 _stop = threading.Event()
 # Quotes are interactive: a customer waits on them, so production gets a short deadline.
@@ -127,7 +129,9 @@ def quote(request: QuoteRequest) -> dict:
         response = _mes.post("/quotes", json=request.model_dump())
         response.raise_for_status()
     except httpx.HTTPError as error:
-        raise HTTPException(503, f"no quote: production (MES at {_shared.MES_URL}) failed: {error}") from None
+        # The customer learns that pricing is down, not where our MES lives or how it failed.
+        log.warning("quote failed: the MES at %s: %r", _shared.MES_URL, error)
+        raise HTTPException(503, "no quote now: pricing is unavailable; orders are still accepted") from None
     return response.json()
 
 
