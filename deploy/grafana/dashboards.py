@@ -72,9 +72,24 @@ class Board:
     tags: tuple[str, ...] = field(default=("otel-kit",))
 
 
-def _quantile(q: float, selector: str, by: str = ROUTE) -> Query:
-    expr = f"histogram_quantile({q}, sum by ({by}, le) (rate({DURATION}{{{selector}}}[$__rate_interval])))"
-    return Query(expr, f"p{round(q * 100)} {{{{http_request_method}}}} {{{{http_route}}}}", exemplars=True)
+def _quantile(
+    q: float, by: str, legend: str, selector: str = "", metric: str = DURATION, exemplars: bool = True
+) -> Query:
+    """The q-quantile of the histogram bucket series `metric`, per `by` (empty: one line)."""
+    series = f"{metric}{{{selector}}}" if selector else metric
+    group = f"{by}, le" if by else "le"
+    expr = f"histogram_quantile({q}, sum by ({group}) (rate({series}[$__rate_interval])))"
+    return Query(expr, legend, exemplars)
+
+
+def _rate_or_zero(by: str, failed: str, every: str, legend: str) -> Query:
+    """Per second of `failed`, and 0 (not an empty panel) for each `by` of `every` with none."""
+    expr = f"sum by ({by}) (rate({failed}[$__rate_interval])) or sum by ({by}) (rate({every}[$__rate_interval])) * 0"
+    return Query(expr, legend)
+
+
+def _route_quantile(q: float) -> Query:
+    return _quantile(q, ROUTE, f"p{round(q * 100)} {{{{http_request_method}}}} {{{{http_route}}}}", SERVER)
 
 
 SERVICES = Board(
@@ -143,11 +158,7 @@ SERVICES = Board(
                 "Server span duration quantiles per route, from the span metrics histogram. "
                 "Exemplars link a point to its trace in Jaeger.",
                 "ms",
-                (
-                    _quantile(0.5, SERVER),
-                    _quantile(0.95, SERVER),
-                    _quantile(0.99, SERVER),
-                ),
+                (_route_quantile(0.5), _route_quantile(0.95), _route_quantile(0.99)),
                 width=24,
             ),
         ),
@@ -279,13 +290,8 @@ ORDERS = Board(
                 "How long the MES takes per order, from its consumer span (planning, S3, CRM): the bulk of "
                 "an order's time from placement to completion.",
                 "ms",
-                (
-                    Query(
-                        f'histogram_quantile({q}, sum by (le) (rate({DURATION}{{service_name="mes", '
-                        'span_name="orders receive"}[$__rate_interval])))',
-                        f"p{round(q * 100)}",
-                        exemplars=True,
-                    )
+                tuple(
+                    _quantile(q, "", f"p{round(q * 100)}", 'service_name="mes", span_name="orders receive"')
                     for q in (0.5, 0.95)
                 ),
             ),
@@ -348,10 +354,12 @@ RABBITMQ = Board(
                 "consumers too few or stuck.",
                 "ms",
                 (
-                    Query(
-                        "histogram_quantile(0.95, sum by (service_name, messaging_destination_name, le) "
-                        "(rate(otel_kit_messaging_queue_time_milliseconds_bucket[$__rate_interval])))",
+                    _quantile(
+                        0.95,
+                        "service_name, messaging_destination_name",
                         "{{service_name}} {{messaging_destination_name}}",
+                        metric="otel_kit_messaging_queue_time_milliseconds_bucket",
+                        exemplars=False,
                     ),
                 ),
             ),
@@ -361,11 +369,11 @@ RABBITMQ = Board(
                 "time a message waited in its queue is in its trace: the gap between publish and receive.",
                 "ms",
                 (
-                    Query(
-                        "histogram_quantile(0.95, sum by (service_name, messaging_destination_name, le) "
-                        f'(rate({DURATION}{{span_kind="SPAN_KIND_CONSUMER"}}[$__rate_interval])))',
+                    _quantile(
+                        0.95,
+                        "service_name, messaging_destination_name",
                         "{{service_name}} {{messaging_destination_name}}",
-                        exemplars=True,
+                        'span_kind="SPAN_KIND_CONSUMER"',
                     ),
                 ),
             ),
@@ -489,11 +497,11 @@ POSTGRESQL = Board(
                 "Duration of the services' database client spans (psycopg2), per operation.",
                 "ms",
                 (
-                    Query(
-                        "histogram_quantile(0.95, sum by (service_name, db_operation_name, le) "
-                        f'(rate({DURATION}{{db_system=~"postgres.*", span_kind="SPAN_KIND_CLIENT"}}[$__rate_interval])))',
+                    _quantile(
+                        0.95,
+                        "service_name, db_operation_name",
                         "{{service_name}} {{db_operation_name}}",
-                        exemplars=True,
+                        'db_system=~"postgres.*", span_kind="SPAN_KIND_CLIENT"',
                     ),
                 ),
                 width=24,
@@ -540,14 +548,16 @@ S3 = Board(
                 "Requests MinIO refused (4xx: denied, missing) or failed (5xx), per bucket and API; 0 when none.",
                 "reqps",
                 (
-                    Query(
-                        "sum by (bucket, api) (rate(minio_bucket_requests_4xx_errors_total[$__rate_interval])) "
-                        "or sum by (bucket, api) (rate(minio_bucket_requests_total[$__rate_interval])) * 0",
+                    _rate_or_zero(
+                        "bucket, api",
+                        "minio_bucket_requests_4xx_errors_total",
+                        "minio_bucket_requests_total",
                         "4xx {{bucket}} {{api}}",
                     ),
-                    Query(
-                        "sum by (bucket, api) (rate(minio_bucket_requests_5xx_errors_total[$__rate_interval])) "
-                        "or sum by (bucket, api) (rate(minio_bucket_requests_total[$__rate_interval])) * 0",
+                    _rate_or_zero(
+                        "bucket, api",
+                        "minio_bucket_requests_5xx_errors_total",
+                        "minio_bucket_requests_total",
                         "5xx {{bucket}} {{api}}",
                     ),
                 ),
@@ -557,10 +567,12 @@ S3 = Board(
                 "MinIO's time to first byte per bucket and API.",
                 "s",
                 (
-                    Query(
-                        "histogram_quantile(0.95, sum by (bucket, api, le) "
-                        "(rate(minio_bucket_requests_ttfb_seconds_distribution[$__rate_interval])))",
+                    _quantile(
+                        0.95,
+                        "bucket, api",
                         "{{bucket}} {{api}}",
+                        metric="minio_bucket_requests_ttfb_seconds_distribution",
+                        exemplars=False,
                     ),
                 ),
             ),
@@ -574,10 +586,10 @@ S3 = Board(
                         f'sum by (service_name, span_name) (rate({CALLS}{{span_name=~"S3[.].*"}}[$__rate_interval]))',
                         "{{service_name}} {{span_name}}",
                     ),
-                    Query(
-                        f'sum by (service_name, span_name) (rate({CALLS}{{span_name=~"S3[.].*", '
-                        'status_code="STATUS_CODE_ERROR"}[$__rate_interval])) or sum by (service_name, span_name) '
-                        f'(rate({CALLS}{{span_name=~"S3[.].*"}}[$__rate_interval])) * 0',
+                    _rate_or_zero(
+                        "service_name, span_name",
+                        f'{CALLS}{{span_name=~"S3[.].*", status_code="STATUS_CODE_ERROR"}}',
+                        f'{CALLS}{{span_name=~"S3[.].*"}}',
                         "failed {{service_name}} {{span_name}}",
                     ),
                 ),

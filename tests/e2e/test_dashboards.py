@@ -11,7 +11,6 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -29,16 +28,12 @@ RATE_INTERVAL = "1m"
 WINDOW = 3600  # the dashboards' default time range, now-1h
 
 
-def _source() -> Any:
-    return load_script(SOURCE)
-
-
 def _panels(path: Path) -> list[dict]:
     return [p for p in json.loads(path.read_text())["panels"] if p["type"] != "row"]
 
 
 def test_the_committed_dashboards_are_what_the_source_writes() -> None:
-    source = _source()
+    source = load_script(SOURCE)
     assert sorted(source.path_of(board) for board in source.BOARDS) == FILES
     for board in source.BOARDS:
         assert source.path_of(board).read_text() == source.render(board), (

@@ -54,7 +54,8 @@ def test_the_map_has_every_one_of_the_users_19_metrics() -> None:
 
 def _shows(row: Row) -> str | None:
     """What the row's answer lacks, or None when it shows everything it must."""
-    series = [s["metric"] for s in prom_query(row.promql)]
+    result = prom_query(row.promql)
+    series = [s["metric"] for s in result]
     if not series:
         return "no series"
     missing = [label for label in row.labels if not any(s.get(label) for s in series)]
@@ -64,7 +65,7 @@ def _shows(row: Row) -> str | None:
         absent = wanted - {s.get(label) for s in series}
         if absent:
             return f"{label} lacks {sorted(absent)}"
-    if scanned(row.promql) and not any(float(s["value"][1]) > 0 for s in prom_query(row.promql)):
+    if scanned(row.promql) and not any(float(s["value"][1]) > 0 for s in result):
         return "MinIO has not counted the bucket yet"
     return None
 
