@@ -11,6 +11,7 @@ started when the starting process exits, and `start` must leave the stack runnin
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pwd
@@ -38,6 +39,11 @@ LOGS, DATA = STATE / "logs", STATE / "data"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SUPERVISOR_PORT = 9011
 MINIO_USER, MINIO_PASSWORD = "otelkit", "otelkit-local-only"  # a local dev stack on loopback
+# The MES's own S3 user (examples/_shared.py's defaults): an incident can disable it, which
+# the root user cannot be.
+S3_SERVICE_USER, S3_SERVICE_SECRET = "mes-service", "mes-service-local-only"
+PAGERDUTY_PORT = 9094
+TEAMS = ("services", "messaging", "databases", "storage", "platform")
 
 console = Console(stderr=True)
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
@@ -249,7 +255,7 @@ def servers() -> list[Server]:
             name="alertmanager",
             command=[
                 "/usr/bin/prometheus-alertmanager",
-                f"--config.file={REPO / 'deploy/alertmanager/alertmanager.yml'}",
+                f"--config.file={STATE / 'alertmanager/alertmanager.yml'}",
                 f"--storage.path={DATA / 'alertmanager'}",
                 "--web.listen-address=127.0.0.1:9093",
                 "--cluster.listen-address=",
@@ -258,6 +264,19 @@ def servers() -> list[Server]:
             ready=_http_ok("http://127.0.0.1:9093/-/ready"),
             package="Debian prometheus-alertmanager",
             urls=("http://127.0.0.1:9093",),
+        ),
+        Server(
+            name="pagerduty",  # PagerDuty's Events API v2, local: its service is unreachable here
+            command=[
+                sys.executable,
+                str(REPO / "deploy/pagerduty/local_events.py"),
+                f"--port={PAGERDUTY_PORT}",
+                f"--store={STATE / 'pagerduty/events.jsonl'}",
+            ],
+            ports={"events-api": PAGERDUTY_PORT},
+            ready=_http_ok(f"http://127.0.0.1:{PAGERDUTY_PORT}/health"),
+            package="this repository's virtualenv (deploy/local/stack installs it)",
+            urls=(f"http://127.0.0.1:{PAGERDUTY_PORT}/events (the pages Alertmanager sent)",),
         ),
         _postgres_exporter("shop", 5433, 9187),
         _postgres_exporter("mes", 5434, 9188),
@@ -356,6 +375,38 @@ def _prepare(all_servers: list[Server]) -> None:
     )
     for name in ("shop", "mes"):
         _init_postgres(DATA / f"postgres-{name}")
+    render_alertmanager_config(STATE / "alertmanager", f"http://127.0.0.1:{PAGERDUTY_PORT}")
+
+
+def render_alertmanager_config(folder: Path, pagerduty: str) -> Path:
+    """deploy/alertmanager/ as the local stack runs it: pages go to the local Events API.
+
+    The committed file is the production one (PagerDuty, keys from files); this copy in
+    `folder` changes only where pages, heartbeats and links go (`pagerduty`: the local
+    endpoint's base URL), and writes one local key per team. Returns the config's path.
+    """
+    (folder / "secrets").mkdir(parents=True, exist_ok=True)
+    (folder / "templates").mkdir(exist_ok=True)
+    source = REPO / "deploy/alertmanager"
+    config = (source / "alertmanager.yml").read_text()
+    replacements = {
+        "https://events.pagerduty.com/v2/enqueue": f"{pagerduty}/v2/enqueue",
+        "https://deadmans-switch.invalid/ping/REPLACE-WITH-YOUR-CHECK": f"{pagerduty}/heartbeat",
+        "/etc/alertmanager/secrets/": f"{folder / 'secrets'}/",
+    }
+    for committed, local in replacements.items():
+        if committed not in config:
+            raise StackError(f"deploy/alertmanager/alertmanager.yml no longer contains {committed!r}")
+        config = config.replace(committed, local)
+    (folder / "alertmanager.yml").write_text(config)
+    for template in (source / "templates").glob("*.tmpl"):
+        text = template.read_text().replace(
+            "https://github.com/your-org/otel-kit/blob/main/", f"file://{REPO}/"
+        )
+        (folder / "templates" / template.name).write_text(text)
+    for team in TEAMS:  # an integration key has 32 characters
+        (folder / "secrets" / f"pagerduty-{team}.key").write_text(hashlib.md5(team.encode()).hexdigest())
+    return folder / "alertmanager.yml"
 
 
 def _init_postgres(data: Path) -> None:
@@ -480,7 +531,12 @@ def start(
         _start_supervisord(_write_supervisor_config(servers() + example_services()))
         supervisor = _supervisor().supervisor
         started = time.monotonic()
-        for group in ([s for s in all_servers if s.first], [s for s in all_servers if not s.first]):
+        example_names = {server.name for server in example_services()}
+        for group in (
+            [s for s in all_servers if s.first],
+            [s for s in all_servers if not s.first and s.name not in example_names],
+            [s for s in all_servers if s.name in example_names],  # after the databases and S3 they use
+        ):
             if not group:
                 continue
             for server in group:
@@ -489,9 +545,15 @@ def start(
             _wait_ready(group, started + timeout)
             if group[0].first:
                 _ensure_databases()
-        # Prometheus may have run since before its config or rules changed: reload them.
-        reload = urllib.request.Request("http://127.0.0.1:9090/-/reload", method="POST")
-        urllib.request.urlopen(reload, timeout=10).close()
+            if any(server.name == "minio" for server in group):
+                _ensure_s3_user()
+        # Prometheus and Alertmanager may have run since before their configs or rules
+        # changed: reload them.
+        running = _running_states() or {}
+        for name, port in (("prometheus", 9090), ("alertmanager", 9093)):
+            if running.get(name) == "RUNNING":
+                reload = urllib.request.Request(f"http://127.0.0.1:{port}/-/reload", method="POST")
+                urllib.request.urlopen(reload, timeout=10).close()
     except StackError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
@@ -529,6 +591,22 @@ def _ensure_databases() -> None:
             subprocess.run([*psql, f"CREATE DATABASE {name}"], check=True, capture_output=True)
         statements = "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
         subprocess.run([*psql, statements, "-d", name], check=True, capture_output=True)
+
+
+def _ensure_s3_user() -> None:
+    """The MES's S3 user (deploy/minio/service_user.py; compose runs it too)."""
+    env = {
+        **os.environ,
+        "MINIO_ROOT_USER": MINIO_USER,
+        "MINIO_ROOT_PASSWORD": MINIO_PASSWORD,
+        "S3_ACCESS_KEY": S3_SERVICE_USER,
+        "S3_SECRET_KEY": S3_SERVICE_SECRET,
+    }
+    done = subprocess.run(
+        [sys.executable, str(REPO / "deploy/minio/service_user.py")], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise StackError(f"could not create the MES's MinIO user: {done.stderr.strip()[-2000:]}")
 
 
 def _named(names: list[str], known: list[Server]) -> list[Server]:
