@@ -21,8 +21,9 @@ AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 SHOP_DSN = os.environ.get("SHOP_DSN", "host=127.0.0.1 port=5433 dbname=shop user=postgres")
 MES_DSN = os.environ.get("MES_DSN", "host=127.0.0.1 port=5434 dbname=mes user=postgres")
 S3_ENDPOINT = os.environ.get("S3_ENDPOINT", "http://127.0.0.1:9000")
-S3_KEY = os.environ.get("S3_ACCESS_KEY", "otelkit")
-S3_SECRET = os.environ.get("S3_SECRET_KEY", "otelkit-local-only")
+# The MES's own S3 user, which the local stack creates (deploy/local/stack.py S3_SERVICE_USER).
+S3_KEY = os.environ.get("S3_ACCESS_KEY", "mes-service")
+S3_SECRET = os.environ.get("S3_SECRET_KEY", "mes-service-local-only")
 S3_BUCKET = os.environ.get("S3_BUCKET", "production-docs")
 CRM_URL = os.environ.get("CRM_URL", "http://127.0.0.1:8002")
 CRM_TIMEOUT = float(os.environ.get("CRM_TIMEOUT", "1.0"))
@@ -75,22 +76,28 @@ class WorkerCrash(Exception):
     """Raised out of a consumer callback: the worker dies mid-order, as a process would."""
 
 
-def consume_forever(queue: str, callback: Callable, stop: threading.Event) -> threading.Thread:
+def consume_forever(
+    queue: str, callback: Callable, stop: threading.Event, paused: Callable[[], bool] = lambda: False
+) -> threading.Thread:
     """Consume `queue` in a thread, reconnecting after a broker outage or a crashed worker.
 
     A crash closes the connection without an ack, so RabbitMQ redelivers the message to
-    the next consumer: at-least-once, as the real services run.
+    the next consumer: at-least-once, as the real services run. While `paused()` is true
+    the consumer is gone from the broker (its connection closed), as a dead worker's is.
     """
 
     def run() -> None:
         while not stop.is_set():
+            if paused():
+                time.sleep(0.5)
+                continue
             connection = None
             try:
                 channel = connect()
                 connection = channel.connection
                 channel.basic_qos(prefetch_count=1)
                 channel.basic_consume(queue, callback)
-                while not stop.is_set():
+                while not stop.is_set() and not paused():
                     connection.process_data_events(time_limit=0.5)
             except WorkerCrash as crash:
                 log.error("consumer of %s crashed: %s; restarting", queue, crash)

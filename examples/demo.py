@@ -75,6 +75,9 @@ Jaeger API:      http://127.0.0.1:16686/api/traces?service=shop&limit=20
 Prometheus:      http://127.0.0.1:9090/graph?g0.expr=order_funnel%3Aorders%3Atotal
                  RED: service_route:http_server_requests:rate5m, service_route:http_server_5xx:ratio_rate5m
 every metric:    docs/metrics-map.md (the PromQL of each); Grafana dashboards: compose only
+alerts:          http://127.0.0.1:9090/alerts; the pages they sent (PagerDuty's Events API,
+                 local here): curl -s http://127.0.0.1:9094/events; runbooks: docs/oncall/
+an incident:     deploy/local/incident list   (cause one for real; `drill` runs them all)
 any order:       {otel_kit} trace ORDER_ID   (--json for scripts)
 stop it all:     deploy/local/stack stop"""
     )

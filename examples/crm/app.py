@@ -16,7 +16,10 @@ from fastapi import FastAPI, HTTPException  # noqa: E402
 from opentelemetry import trace  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
+from examples import _ops  # noqa: E402
+
 app = FastAPI(title="crm")
+app.include_router(_ops.router)
 _orders: dict[str, list[dict]] = {}
 _lock = threading.Lock()
 

@@ -26,11 +26,11 @@ import httpx  # noqa: E402
 import psycopg2  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
+from fastapi import FastAPI, Query  # noqa: E402
 from opentelemetry import trace  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
-from examples import _shared  # noqa: E402
+from examples import _ops, _shared  # noqa: E402
 
 log = logging.getLogger("mes")
 UNIT_PRICE = {"widget": 12.5, "gear": 40.0, "frame": 120.0}
@@ -43,6 +43,7 @@ MIGRATIONS = [
     )""",
 ]
 _stop = threading.Event()
+_consumer_paused = _ops.Pause()  # deploy/local/incident consumer-stop
 _crm = httpx.Client(base_url=_shared.CRM_URL, timeout=_shared.CRM_TIMEOUT)
 
 
@@ -136,12 +137,26 @@ async def lifespan(_app: FastAPI):
     s3 = _s3()
     with suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=_shared.S3_BUCKET)
-    _shared.consume_forever("mes.order-created", _on_order_created, _stop)
+    _shared.consume_forever("mes.order-created", _on_order_created, _stop, _consumer_paused.is_set)
     yield
     _stop.set()
 
 
 app = FastAPI(title="mes", lifespan=lifespan)
+app.include_router(_ops.router)
+
+
+@app.post("/ops/consumer/pause", tags=["operations"])
+def pause_consumer(seconds: float = Query(gt=0, le=900, description="At most 15 minutes.")) -> dict:
+    """Stop consuming order.created for `seconds`: the queue fills, nobody takes from it."""
+    _consumer_paused.set(seconds)
+    return {"paused_for_s": seconds}
+
+
+@app.delete("/ops/consumer/pause", tags=["operations"])
+def resume_consumer() -> dict:
+    _consumer_paused.clear()
+    return {"paused_for_s": 0}
 
 
 @app.get("/health")

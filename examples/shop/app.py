@@ -16,12 +16,13 @@ import uuid  # noqa: E402
 from contextlib import asynccontextmanager  # noqa: E402
 
 import httpx  # noqa: E402
+import pika  # noqa: E402
 import psycopg2  # noqa: E402
 from fastapi import FastAPI, HTTPException  # noqa: E402
 from opentelemetry import trace  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
-from examples import _shared  # noqa: E402
+from examples import _ops, _shared  # noqa: E402
 
 MIGRATIONS = [
     """CREATE TABLE IF NOT EXISTS orders (
@@ -74,6 +75,20 @@ def _channel():
     return channel
 
 
+def _publish(key: str, body: bytes) -> None:
+    """Publish on this thread's channel, reconnecting once if the broker dropped it.
+
+    A thread's connection that sat idle past the heartbeat timeout has been closed by
+    RabbitMQ without pika noticing (a blocking connection answers heartbeats only while
+    it is used); the first publish after that finds the socket reset.
+    """
+    try:
+        _channel().basic_publish(_shared.EXCHANGE, key, body)
+    except pika.exceptions.AMQPConnectionError:
+        _local.channel = None
+        _channel().basic_publish(_shared.EXCHANGE, key, body)
+
+
 def _on_status(channel, method, _properties, body: bytes) -> None:
     message = json.loads(body)
     with _db() as conn, conn.cursor() as cur:
@@ -109,6 +124,7 @@ async def lifespan(_app: FastAPI):
 
 
 app = FastAPI(title="shop", lifespan=lifespan)
+app.include_router(_ops.router)
 
 
 @app.get("/health")
@@ -152,7 +168,7 @@ def place_order(new: NewOrder) -> dict:
         message = {"order_id": order_id, "customer_id": new.customer_id, "items": items, "fault": new.fault}
         # An old client still publishes the v1 event, which nothing consumes any more.
         key = "order.created.v1" if new.fault == "unconsumed" else _shared.ORDER_CREATED
-        _channel().basic_publish(_shared.EXCHANGE, key, json.dumps(message).encode())
+        _publish(key, json.dumps(message).encode())
     return {"id": order_id, "status": "created"}
 
 
