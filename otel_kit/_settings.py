@@ -337,6 +337,8 @@ _TOOL_VARIABLES = frozenset(
         "OTEL_KIT_JAEGER_URL",
         "OTEL_KIT_ORDER_ENTRY",
         "OTEL_KIT_ORDER_DONE",
+        "OTEL_KIT_PAGERDUTY_EVENTS",  # deploy/local/incident
+        "OTEL_KIT_PROMETHEUS",
     )
 )
 

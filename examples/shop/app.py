@@ -69,19 +69,25 @@ def _db():
 
 
 def _channel():
+    """This thread's channel, reconnected if the broker dropped it.
+
+    A thread's connection that sat idle past the heartbeat timeout has been closed by
+    RabbitMQ without pika noticing (a blocking connection answers heartbeats only while
+    it is used): reading the socket first finds that out before a publish does.
+    """
     channel = getattr(_local, "channel", None)
+    if channel is not None and channel.is_open:
+        try:
+            channel.connection.process_data_events(time_limit=0)
+        except pika.exceptions.AMQPError:
+            channel = None
     if channel is None or channel.is_closed:
         channel = _local.channel = _shared.connect()
     return channel
 
 
 def _publish(key: str, body: bytes) -> None:
-    """Publish on this thread's channel, reconnecting once if the broker dropped it.
-
-    A thread's connection that sat idle past the heartbeat timeout has been closed by
-    RabbitMQ without pika noticing (a blocking connection answers heartbeats only while
-    it is used); the first publish after that finds the socket reset.
-    """
+    """Publish on this thread's channel, once more on a new one if the socket was reset."""
     try:
         _channel().basic_publish(_shared.EXCHANGE, key, body)
     except pika.exceptions.AMQPConnectionError:

@@ -19,7 +19,7 @@ from tests.helpers import load_script, serve
 from tests.integration.servers import free_port
 from tests.stack_fixtures import PROMETHEUS, REPO, eventually
 
-stack = load_script(REPO / "deploy/local/stack.py")
+stack_tool = load_script(REPO / "deploy/local/stack.py")
 pagerduty = load_script(REPO / "deploy/pagerduty/local_events.py")
 COMMITTED = REPO / "deploy/alertmanager/alertmanager.yml"
 ALERTMANAGER, AMTOOL = "/usr/bin/prometheus-alertmanager", "/usr/bin/amtool"
@@ -35,7 +35,7 @@ def receiver_for(team: str, severity: str) -> str:
 
 
 def test_the_committed_and_the_local_config_are_valid(tmp_path: Path) -> None:
-    local = stack.render_alertmanager_config(tmp_path, "http://127.0.0.1:9")
+    local = stack_tool.render_alertmanager_config(tmp_path, "http://127.0.0.1:9")
     for config in (COMMITTED, local):
         done = amtool("check-config", str(config))
         assert done.returncode == 0, done.stdout + done.stderr
@@ -48,7 +48,7 @@ def test_the_committed_and_the_local_config_are_valid(tmp_path: Path) -> None:
 
 ROUTES = [
     *(({"team": team, "severity": severity}, receiver_for(team, severity))
-      for team in stack.TEAMS for severity in ("critical", "warning", "info")),
+      for team in stack_tool.TEAMS for severity in ("critical", "warning", "info")),
     ({"alertname": "Watchdog", "team": "platform", "severity": "info"}, "deadmans-switch"),
     ({"alertname": "SomeoneForgotTheTeam", "severity": "critical"}, "platform-warning"),
 ]  # fmt: skip
@@ -99,7 +99,7 @@ def _alert(name: str, severity: str, team: str, ends: datetime | None = None, **
 def test_a_critical_pages_the_teams_warnings_wait_and_each_page_resolves(tmp_path: Path) -> None:
     store = pagerduty.Store(None)
     with serve(pagerduty.make_app(store)) as events_api:
-        config = stack.render_alertmanager_config(tmp_path / "alertmanager", events_api)
+        config = stack_tool.render_alertmanager_config(tmp_path / "alertmanager", events_api)
         port = free_port()
         command = [ALERTMANAGER, f"--config.file={config}", f"--storage.path={tmp_path / 'data'}",
                    f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="]  # fmt: skip
