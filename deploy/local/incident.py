@@ -145,14 +145,22 @@ class IncidentError(Exception):
 # -- the incidents ------------------------------------------------------------------------
 
 
-def _consumer_stop(stop: threading.Event) -> None:
-    pause = f"{_shared.MES_URL}/ops/consumer/pause"
-    _http("POST", pause, params={"seconds": MAX_DURATION})  # the MES resumes by itself after that
+@contextlib.contextmanager
+def _switched_on(url: str, **params: Any) -> Iterator[None]:
+    """An example service's /ops switch on (POST) until the block ends, then off (DELETE).
+
+    The service bounds it by itself too (MAX_DURATION), in case this process dies first.
+    """
+    _http("POST", url, params={"seconds": MAX_DURATION, **params})
     try:
-        with _traffic(stop, per_second=1):
-            stop.wait()
+        yield
     finally:
-        _http("DELETE", pause)
+        _http("DELETE", url)
+
+
+def _consumer_stop(stop: threading.Event) -> None:
+    with _switched_on(f"{_shared.MES_URL}/ops/consumer/pause"), _traffic(stop, per_second=1):
+        stop.wait()
 
 
 def _hold_lock(stop: threading.Event) -> None:
@@ -242,21 +250,13 @@ def _deny_s3(stop: threading.Event) -> None:
 
 
 def _burn_cpu(stop: threading.Event) -> None:
-    burn = f"{_shared.CRM_URL}/ops/burn-cpu"
-    _http("POST", burn, params={"seconds": MAX_DURATION})
-    try:
+    with _switched_on(f"{_shared.CRM_URL}/ops/burn-cpu"):
         stop.wait()
-    finally:
-        _http("DELETE", burn)
 
 
 def _hold_memory(stop: threading.Event, mb: int = 1200) -> None:
-    hold = f"{_shared.CRM_URL}/ops/hold-memory"
-    _http("POST", hold, params={"mb": mb, "seconds": MAX_DURATION})
-    try:
+    with _switched_on(f"{_shared.CRM_URL}/ops/hold-memory", mb=mb):
         stop.wait()
-    finally:
-        _http("DELETE", hold)
 
 
 def _broker_down(stop: threading.Event) -> None:
