@@ -5,12 +5,12 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${OTEL_KIT_CACHE:-$HOME/.cache/otel-kit}"
-builder_version="v0.155.0"
+builder_version="v0.157.0"
 export GOTOOLCHAIN=local GOPATH="$cache/go" GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build"
 export GOFLAGS=-modcacherw
 # The checksum database here answers 404 for some contrib modules the proxy serves; their
 # go.sum lines then come from the proxy alone.
-export GONOSUMDB="github.com/open-telemetry/opentelemetry-collector-contrib"
+export GONOSUMDB="github.com/open-telemetry/opentelemetry-collector-contrib,go.opentelemetry.io/ebpf-profiler"
 
 hash=$(sha256sum "$here/builder-config.yaml" | cut -c1-16)
 out="$cache/otelcol/$hash"

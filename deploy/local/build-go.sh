@@ -55,7 +55,7 @@ case "${1:-}" in
     binary=$(bash "$here/../../collector/build.sh" | tail -n 1)
     ;;
   telemetrygen)
-    version="v0.155.0"  # the collector's release line
+    version="v0.157.0"  # the collector's release line
     binary="$cache/bin/telemetrygen-$version"
     if [ ! -x "$binary" ]; then
       need_go telemetrygen
