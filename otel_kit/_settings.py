@@ -339,6 +339,10 @@ _TOOL_VARIABLES = frozenset(
         "OTEL_KIT_ORDER_DONE",
         "OTEL_KIT_PAGERDUTY_EVENTS",  # deploy/local/incident
         "OTEL_KIT_PROMETHEUS",
+        "OTEL_KIT_ELASTICSEARCH_URL",  # otel-kit logs / trace
+        "OTEL_KIT_ELASTICSEARCH_HOME",  # deploy/local: Elasticsearch's home, its heap, log retention
+        "OTEL_KIT_ELASTICSEARCH_HEAP",
+        "OTEL_KIT_LOG_RETENTION",
     )
 )
 

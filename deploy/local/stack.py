@@ -43,6 +43,9 @@ MINIO_USER, MINIO_PASSWORD = "otelkit", "otelkit-local-only"  # a local dev stac
 # the root user cannot be.
 S3_SERVICE_USER, S3_SERVICE_SECRET = "mes-service", "mes-service-local-only"
 PAGERDUTY_PORT = 9094
+ELASTICSEARCH_PORT = 9200
+ELASTICSEARCH = f"http://127.0.0.1:{ELASTICSEARCH_PORT}"
+ELASTICSEARCH_USER = "elasticsearch"  # Elasticsearch refuses to run as root
 TEAMS = ("services", "messaging", "databases", "storage", "platform")
 
 console = Console(stderr=True)
@@ -67,7 +70,19 @@ def _http_ok(url: str, contains: str | None = None) -> Callable[[], bool]:
 def _pg_ready(port: int, database: str) -> Callable[[], bool]:
     def check() -> bool:
         result = subprocess.run(
-            [str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-d", database],
+            # As postgres: pg_isready's default user (root) makes the server log a failed login.
+            [
+                str(PG_BIN / "pg_isready"),
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-d",
+                database,
+                "-U",
+                "postgres",
+            ],
             check=False,
         )
         return result.returncode == 0
@@ -113,6 +128,11 @@ def _postgres(name: str, port: int) -> Server:
             "listen_addresses=127.0.0.1",
             "-c",  # query time per database (deploy/postgres-exporter/queries.yaml)
             "shared_preload_libraries=pg_stat_statements",
+            # Its log as JSON lines for the collector (collector/otelcol-config.yaml), one file a
+            # day, the collector reading from the end of it.
+            *("-c", "logging_collector=on", "-c", "log_destination=jsonlog"),
+            *("-c", f"log_directory={LOGS / f'postgres-{name}'}", "-c", "log_filename=postgresql-%a.log"),
+            *("-c", "log_rotation_age=1d", "-c", "log_truncate_on_rotation=on"),
         ],
         ports={"sql": port},
         ready=_pg_ready(port, "postgres"),
@@ -219,6 +239,33 @@ def servers() -> list[Server]:
             urls=("http://127.0.0.1:16686/api/traces?service=shop (query API; no UI assets here)",),
         ),
         Server(
+            name="elasticsearch",  # the collector's log store; its template before the collector
+            command=[_binary("OTEL_KIT_ELASTICSEARCH_HOME") + "/bin/elasticsearch"],
+            ports={"http": ELASTICSEARCH_PORT, "transport": 9300},
+            ready=_http_ok(f"{ELASTICSEARCH}/_cluster/health?wait_for_status=green&timeout=1s", '"green"'),
+            package="Elasticsearch from Maven Central (deploy/local/fetch-elasticsearch.sh)",
+            env={
+                "ES_PATH_CONF": str(STATE / "elasticsearch"),
+                "ES_JAVA_HOME": os.environ.get("ES_JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64"),
+            },
+            user=ELASTICSEARCH_USER if os.geteuid() == 0 else None,
+            first=True,
+            urls=(f"{ELASTICSEARCH}/logs-*.otel-*/_search (log records; `otel-kit logs` reads them)",),
+        ),
+        Server(
+            name="log-retention",  # rollover and deletion of old log indices (no ILM here)
+            command=[
+                sys.executable,
+                str(REPO / "deploy/elasticsearch/retention.py"),
+                f"--url={ELASTICSEARCH}",
+                f"--keep={os.environ.get('OTEL_KIT_LOG_RETENTION', '7d')}",
+                "--every=1h",
+            ],
+            ports={},
+            ready=lambda: True,
+            package="this repository's virtualenv (deploy/local/stack installs it)",
+        ),
+        Server(
             name="otelcol",
             command=[
                 _binary("OTEL_KIT_OTELCOL_BIN"),
@@ -234,6 +281,12 @@ def servers() -> list[Server]:
             },
             ready=_http_ok("http://127.0.0.1:13133/"),
             package="the collector built by collector/build.sh",
+            env={
+                "ELASTICSEARCH_URL": ELASTICSEARCH,
+                "OTELCOL_RABBITMQ_LOGS": str(LOGS / "rabbitmq" / "*.log"),
+                "OTELCOL_POSTGRES_SHOP_LOGS": str(LOGS / "postgres-shop" / "*.json"),
+                "OTELCOL_POSTGRES_MES_LOGS": str(LOGS / "postgres-mes" / "*.json"),
+            },
             urls=("OTLP: 127.0.0.1:4317 (gRPC), http://127.0.0.1:4318",),
         ),
         Server(
@@ -372,9 +425,14 @@ def _prepare(all_servers: list[Server]) -> None:
         "listeners.tcp.default = 127.0.0.1:5672\n"
         "management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = 15672\n"
         "prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = 15692\n"
+        # JSON lines for the collector's file_log receiver (deploy/rabbitmq/rabbitmq.conf too)
+        "log.file.formatter = json\n"
     )
     for name in ("shop", "mes"):
         _init_postgres(DATA / f"postgres-{name}")
+        _owned_folder(LOGS / f"postgres-{name}", "postgres")
+    if any(server.name == "elasticsearch" for server in all_servers):
+        _prepare_elasticsearch()
     render_alertmanager_config(STATE / "alertmanager", f"http://127.0.0.1:{PAGERDUTY_PORT}")
 
 
@@ -407,6 +465,62 @@ def render_alertmanager_config(folder: Path, pagerduty: str) -> Path:
     for team in TEAMS:  # an integration key has 32 characters
         (folder / "secrets" / f"pagerduty-{team}.key").write_text(hashlib.md5(team.encode()).hexdigest())
     return folder / "alertmanager.yml"
+
+
+def _owned_folder(folder: Path, user: str) -> None:
+    """A folder the server's own user writes (as root, servers run as their users)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        account = pwd.getpwnam(user)
+        shutil.chown(folder, account.pw_uid, account.pw_gid)
+
+
+def _prepare_elasticsearch() -> None:
+    """Its config folder (ES_PATH_CONF) in the state folder: single node, loopback, no security."""
+    home = Path(_binary("OTEL_KIT_ELASTICSEARCH_HOME"))
+    config = STATE / "elasticsearch"
+    if os.geteuid() == 0 and not _user_exists(ELASTICSEARCH_USER):
+        account = [
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+        ]
+        subprocess.run(["useradd", *account, ELASTICSEARCH_USER], check=True)
+    if not (config / "jvm.options").exists():
+        shutil.copytree(home / "config", config, dirs_exist_ok=True)
+    (config / "elasticsearch.yml").write_text(
+        "cluster.name: otel-kit\n"
+        "node.name: local\n"
+        "discovery.type: single-node\n"
+        "network.host: 127.0.0.1\n"
+        f"http.port: {ELASTICSEARCH_PORT}\n"
+        "transport.port: 9300\n"
+        # A local store on loopback; compose and production enable security (docs/logs.md).
+        "xpack.security.enabled: false\n"
+        f"path.data: {DATA / 'elasticsearch'}\n"
+        f"path.logs: {LOGS / 'elasticsearch'}\n"
+        # The disk watermarks would make a nearly full developer disk read-only.
+        "cluster.routing.allocation.disk.threshold_enabled: false\n"
+    )
+    heap = os.environ.get("OTEL_KIT_ELASTICSEARCH_HEAP", "512m")
+    (config / "jvm.options.d").mkdir(exist_ok=True)
+    (config / "jvm.options.d" / "heap.options").write_text(f"-Xms{heap}\n-Xmx{heap}\n")
+    for folder in (DATA / "elasticsearch", LOGS / "elasticsearch"):
+        _owned_folder(folder, ELASTICSEARCH_USER)
+    if os.geteuid() == 0:  # it writes its keystore into the config folder
+        for path in (config, *config.rglob("*")):
+            shutil.chown(path, ELASTICSEARCH_USER, ELASTICSEARCH_USER)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _init_postgres(data: Path) -> None:
@@ -472,16 +586,24 @@ def _write_supervisor_config(all_servers: list[Server]) -> Path:
 
 
 def _quote(part: str) -> str:
-    # supervisord splits command lines shell-style; an empty argument must stay one.
+    # supervisord splits command lines shell-style (an empty argument must stay one) and
+    # expands %(name)s in them (a literal % is written %%).
+    part = part.replace("%", "%%")
     return f'"{part}"' if part == "" or " " in part else part
 
 
 def _start_supervisord(config: Path) -> None:
     if _running_states() is not None:
         # Already running, perhaps with the config of an older checkout: take in servers
-        # that were added since (running ones are left alone).
+        # that were added since, and the new command of a changed one that is not running
+        # (running ones are left alone).
         supervisor = _supervisor().supervisor
-        [[added, _changed, _removed]] = supervisor.reloadConfig()
+        [[added, changed, _removed]] = supervisor.reloadConfig()
+        states = _running_states() or {}
+        for name in changed:
+            if states.get(name) not in ("RUNNING", "STARTING"):
+                supervisor.removeProcessGroup(name)
+                added.append(name)
         for name in added:
             supervisor.addProcessGroup(name)
         return
@@ -547,6 +669,8 @@ def start(
                 _ensure_databases()
             if any(server.name == "minio" for server in group):
                 _ensure_s3_user()
+            if any(server.name == "elasticsearch" for server in group):
+                _ensure_log_template()
         # Prometheus and Alertmanager may have run since before their configs or rules
         # changed: reload them.
         running = _running_states() or {}
@@ -607,6 +731,19 @@ def _ensure_s3_user() -> None:
     )
     if done.returncode != 0:
         raise StackError(f"could not create the MES's MinIO user: {done.stderr.strip()[-2000:]}")
+
+
+def _ensure_log_template() -> None:
+    """The log data streams' index template (deploy/elasticsearch/templates.py), before the
+    collector's first record creates a data stream."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "deploy/elasticsearch/templates.py")],
+        env={**os.environ, "ELASTICSEARCH_URL": ELASTICSEARCH},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise StackError(f"could not install the log index template: {done.stderr.strip()[-2000:]}")
 
 
 def _named(names: list[str], known: list[Server]) -> list[Server]:
