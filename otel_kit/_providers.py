@@ -357,7 +357,7 @@ def _build(settings: Settings) -> Providers:
     meters = meter_provider or metrics.NoOpMeterProvider()
 
     tracer_provider = TracerProvider(resource=resource, sampler=_sampler(settings), shutdown_on_exit=False)
-    from opentelemetry.processor.baggage import BaggageSpanProcessor
+    from opentelemetry.processor.baggage import BaggageLogProcessor, BaggageSpanProcessor
 
     tracer_provider.add_span_processor(
         BaggageSpanProcessor(frozenset(settings.baggage_span_attributes).__contains__)
@@ -374,6 +374,10 @@ def _build(settings: Settings) -> Providers:
     logger_provider = None
     if settings.logs_exporter != "none":
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        # order.id on every log record, as on every span: one order's logs found by its id.
+        logger_provider.add_log_record_processor(
+            BaggageLogProcessor(frozenset(settings.baggage_span_attributes).__contains__)
+        )
     log_processor = None
     if settings.logs_exporter == "otlp":
         exporter = log_exporter(settings.otlp_protocol, **_endpoint_kwargs(settings, "logs"))

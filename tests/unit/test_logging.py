@@ -1,5 +1,6 @@
 """stdlib logging: every record carries the ids of the span it was written in."""
 
+import json
 import logging
 import re
 
@@ -124,3 +125,29 @@ def test_a_log_storm_with_the_collector_down_is_counted_and_said_with_its_number
     assert 100 - 2 * queue <= sum(counts) <= 100 - queue + len(others)
     assert "Queue full" not in result.stderr
     assert "recursive logging" not in result.stderr
+
+
+def test_records_carry_the_order_id_as_spans_do():
+    result = run_python(
+        """
+        import logging, otel_kit
+        otel_kit.init("unit", traces_exporter="none", metrics_exporter="none", logs_exporter="console")
+        with otel_kit.order("ord-7"):
+            logging.getLogger("shop").warning("order accepted")
+        logging.getLogger("shop").warning("no order here")
+        otel_kit.shutdown()
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    records = {r["body"]: r["attributes"] for r in _json_objects(result.stdout)}
+    assert records["order accepted"]["order.id"] == "ord-7"
+    assert "order.id" not in records["no order here"]
+
+
+def _json_objects(text: str) -> list[dict]:
+    """The console exporter's records: indented JSON objects one after another."""
+    decoder, objects, at = json.JSONDecoder(), [], 0
+    while (start := text.find("{", at)) != -1:
+        found, at = decoder.raw_decode(text, start)
+        objects.append(found)
+    return objects
