@@ -1,5 +1,8 @@
 """Where did an order stop? Reads an order's spans from Jaeger's query API and gives a verdict.
 
+The order's warning and error log records (otel_kit._log_store), when given, go with the
+verdict: a cause that only a log line holds (a rejected order, a swallowed exception) is quoted.
+
 Kept apart from the CLI so that the rules can be read, and tested, on their own.
 """
 
@@ -12,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
+
+from otel_kit._log_store import SEVERITIES, LogLine
 
 
 class JaegerUnreachable(Exception):
@@ -46,6 +51,8 @@ class Verdict:
     peer: str | None = None  # the service or server a failed call could not reach
     trace_ids: list[str] = field(default_factory=list)
     timeline: list[Step] = field(default_factory=list)
+    logs: list[LogLine] = field(default_factory=list)  # the order's warnings and errors, oldest first
+    logged_cause: LogLine | None = None  # the error record the reason quotes
 
     def summary(self) -> str:
         if self.outcome == "unknown":
@@ -220,6 +227,27 @@ def verdict(
     traces: list[dict],
     done: tuple[str, str],
     service_at: Callable[[str, int], str | None] | None = None,
+    logs: list[LogLine] | None = None,
+) -> Verdict:
+    """The verdict of `_span_verdict`, with the order's log records: if it did not complete,
+    the reason quotes the error record logged by the service where it stopped (else the last
+    error record of any service), unless the reason already says it."""
+    result = _span_verdict(order_id, traces, done, service_at)
+    result.logs = list(logs or [])
+    errors = [line for line in result.logs if line.severity_number >= SEVERITIES["error"]]
+    if result.outcome in ("failed", "stuck") and errors:
+        own = [line for line in errors if line.service == result.service]
+        result.logged_cause = cause = (own or errors)[-1]
+        if cause.message not in (result.reason or ""):
+            result.reason = f"{result.reason}; {cause.service} logged: {cause.message}"
+    return result
+
+
+def _span_verdict(
+    order_id: str,
+    traces: list[dict],
+    done: tuple[str, str],
+    service_at: Callable[[str, int], str | None] | None,
 ) -> Verdict:
     """completed if the order reached the terminal step `done` (service, operation); else the cause.
 

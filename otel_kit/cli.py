@@ -1,7 +1,9 @@
-"""`otel-kit`: lost-order forensics over Jaeger.
+"""`otel-kit`: lost-order forensics over Jaeger, and log search over Elasticsearch.
 
-    otel-kit trace ORDER_ID          the order's path across services and where it stopped
+    otel-kit trace ORDER_ID          the order's path across services, its warnings and errors
+                                     logged, and where it stopped
     otel-kit lost-orders --since 15m the orders that never completed, grouped by where they stopped
+    otel-kit logs --order ORDER_ID   log records: by order, trace, service, severity, text, time
 
 Exit codes of `trace`, for scripts: 0 completed, 1 failed, 3 stuck, 4 no such order in Jaeger,
 5 Jaeger unreachable (2 is a usage error).
@@ -10,11 +12,15 @@ Exit codes of `trace`, for scripts: 0 completed, 1 failed, 3 stuck, 4 no such or
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import sys
 import time
 from collections import defaultdict
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 try:
     import typer
@@ -24,9 +30,11 @@ except ImportError:  # the CLI is an extra; the kit itself does not need these
     typer = None
 
 from otel_kit._forensics import Jaeger, JaegerUnreachable, Verdict, verdict
+from otel_kit._log_store import SEVERITIES, LogLine, LogQuery, LogStore, LogStoreUnreachable
 
 EXIT = {"completed": 0, "failed": 1, "stuck": 3, "unknown": 4}
 JAEGER_DOWN = 5
+LOGS_DOWN = 6  # `otel-kit logs` only: `trace` goes on without the log records
 
 
 def _step(value: str, setting: str) -> tuple[str, str]:
@@ -59,6 +67,34 @@ if typer is not None:
         help="SERVICE:OPERATION of the order's terminal step (the shop consuming its final status).",
     )
 
+    logs_option = typer.Option(
+        "http://127.0.0.1:9200", envvar="OTEL_KIT_ELASTICSEARCH_URL", help="Elasticsearch holding the logs."
+    )
+
+    def _severity(value: str | None) -> str | None:
+        if value is None or value.lower() in SEVERITIES:
+            return value.lower() if value else None
+        raise typer.BadParameter(f"--severity={value!r}: expected one of {', '.join(SEVERITIES)}")
+
+    def _print_logs(lines: list[LogLine], title: str) -> None:
+        table = Table("time (UTC)", "service", "level", "message", "trace", "order", title=title)
+        for line in lines:
+            level = (
+                f"[red]{line.severity}[/red]"
+                if line.severity_number >= SEVERITIES["error"]
+                else line.severity
+            )
+            trace_id = line.trace_id[:16] if line.trace_id else ""
+            table.add_row(
+                line.time[:23].replace("T", " "),
+                line.service,
+                level,
+                line.message,
+                trace_id,
+                line.order_id or "",
+            )
+        out.print(table)
+
     def _print_timeline(result: Verdict) -> None:
         table = Table("+ms", "service", "operation", "ms", "status", "note", title=f"order {result.order_id}")
         for step in result.timeline:
@@ -80,9 +116,10 @@ if typer is not None:
         entry: str = entry_option,
         done: str = done_option,
         lookback: str = typer.Option("2d", help="How far back to search, e.g. 1h, 2d."),
+        logs: str = logs_option,
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
-        """The order's path across services as a timeline, and where it stopped."""
+        """The order's path across services, its warnings and errors logged, and where it stopped."""
         entry_service, _ = _step(entry, "OTEL_KIT_ORDER_ENTRY")
         done_step = _step(done, "OTEL_KIT_ORDER_DONE")
         _seconds(lookback, "--lookback")
@@ -97,7 +134,8 @@ if typer is not None:
         except JaegerUnreachable as error:
             err.print(f"[red]error:[/red] {error} (set OTEL_KIT_JAEGER_URL or --jaeger)")
             raise typer.Exit(JAEGER_DOWN) from None
-        result = verdict(order_id, traces, done_step, client.service_at)
+        found_logs = _order_logs(logs, order_id, traces, _seconds(lookback, "--lookback"))
+        result = verdict(order_id, traces, done_step, client.service_at, found_logs)
         if as_json:
             out.print_json(result.to_json())
         elif result.outcome == "unknown":
@@ -107,12 +145,76 @@ if typer is not None:
             )
         else:
             _print_timeline(result)
+            if result.logs:
+                _print_logs(result.logs, f"warnings and errors logged for order {order_id}")
             slowest = result.slowest_leaf()
             if slowest:
                 where = f"{slowest.service}: {slowest.operation}"
                 out.print(f"slowest step: {where} ({slowest.duration_ms:.0f} ms)")
             out.print(f"[bold]{result.summary()}[/bold]")
         raise typer.Exit(EXIT[result.outcome])
+
+    def _order_logs(url: str, order_id: str, traces: list[dict], lookback_s: float) -> list[LogLine]:
+        """The order's warnings and errors, by its id or its traces; none (and a warning) if
+        Elasticsearch is unreachable: the verdict from the spans still stands."""
+        query = LogQuery(
+            order_id=order_id,
+            trace_ids=tuple(sorted({t["traceID"] for t in traces})),
+            order_or_traces=True,
+            min_severity="warn",
+            since=datetime.now(UTC) - timedelta(seconds=lookback_s),
+            limit=200,
+        )
+        try:
+            return LogStore(url).search(query)
+        except LogStoreUnreachable as error:
+            err.print(
+                f"[yellow]warning:[/yellow] no log records: {error} "
+                "(set OTEL_KIT_ELASTICSEARCH_URL or --logs)"
+            )
+            return []
+
+    @app.command("logs")
+    def logs_(
+        order: str | None = typer.Option(None, "--order", help="Records of this order id."),
+        trace_id: Annotated[
+            list[str] | None, typer.Option("--trace", help="This trace id (repeatable).")
+        ] = None,
+        service: Annotated[
+            list[str] | None, typer.Option("--service", help="This service (repeatable).")
+        ] = None,
+        severity: str | None = typer.Option(None, help="At least this level: " + ", ".join(SEVERITIES) + "."),
+        text: str | None = typer.Option(None, help="Words the message contains (all of them)."),
+        since: str = typer.Option("1h", help="Records of this window, e.g. 15m, 2h, 7d."),
+        until: str | None = typer.Option(None, help="Up to this long ago, e.g. 5m (default: now)."),
+        limit: int = typer.Option(100, min=1, max=10_000, help="Most records shown (the newest)."),
+        url: str = logs_option,
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output, one record per line."),
+    ) -> None:
+        """Log records of the services, RabbitMQ and PostgreSQL, oldest first."""
+        now = datetime.now(UTC)
+        query = LogQuery(
+            order_id=order,
+            trace_ids=tuple(trace_id or ()),
+            services=tuple(service or ()),
+            min_severity=_severity(severity),
+            text=text,
+            since=now - timedelta(seconds=_seconds(since, "--since")),
+            until=now - timedelta(seconds=_seconds(until, "--until")) if until else None,
+            limit=limit,
+        )
+        try:
+            lines = LogStore(url).search(query)
+        except LogStoreUnreachable as error:
+            err.print(f"[red]error:[/red] {error} (set OTEL_KIT_ELASTICSEARCH_URL or --url)")
+            raise typer.Exit(LOGS_DOWN) from None
+        if as_json:
+            for line in lines:
+                print(json.dumps(asdict(line)))
+            return
+        _print_logs(lines, f"log records, last {since}")
+        if not lines:
+            err.print("no record matched (widen --since, or check the service name: `--service shop`)")
 
     @app.command("lost-orders")
     def lost_orders(

@@ -20,7 +20,18 @@ EXPECTED = {
     "none": ("completed", None, None, ()),
     "slow_db": ("completed", None, None, ()),
     "mes_crash": ("completed", None, None, ("WorkerCrash",)),
-    "reject": ("failed", "mes", "orders receive", ("message rejected, not requeued", DEAD_LETTERED)),
+    # Why the MES rejected it is only in its log line, which the verdict quotes.
+    "reject": (
+        "failed",
+        "mes",
+        "orders receive",
+        (
+            "message rejected, not requeued",
+            DEAD_LETTERED,
+            "mes logged: order ",
+            "rejected: failed validation",
+        ),
+    ),
     "crm_500": ("failed", "crm", "POST /customers/{customer_id}/orders", ("HTTP 500", DEAD_LETTERED)),
     "crm_slow": ("failed", "mes", "POST", ("ReadTimeout", DEAD_LETTERED)),
     "s3_denied": ("failed", "mes", "S3.PutObject", ("SignatureDoesNotMatch", DEAD_LETTERED)),

@@ -90,6 +90,10 @@ def test_an_order_failed_by_an_outage_names_the_peer_and_the_cause(
     assert (found["service"], found["step"], found["peer"]) == (service, step, peer), found
     assert found["reason"].startswith(why), found
     assert "dead-lettered: rejected from queue mes.order-created" in found["reason"], found
+    # The MES's error log line about the order (Elasticsearch), quoted by the verdict.
+    logged = eventually(lambda: verdict_of(order_id, "failed")["logged_cause"], timeout=30, interval=1)
+    assert (logged["service"], logged["order_id"]) == ("mes", order_id), logged
+    assert logged["message"].startswith(f"order {order_id} failed: "), logged
     summary = otel_kit_cli("trace", order_id).stdout
     assert f"failed at {service} -> {peer}: {step}" in " ".join(summary.split())
 
