@@ -5,12 +5,15 @@ mes   consumes the queue -> POST {STACK_CRM_URL}/customers/{user}/orders over HT
 crm   POST /customers/{user}/orders -> 201, or 500 when the order asks for a CRM failure
 
 shop also records values the collector must redact (an e-mail, a card number, a password,
-an SQL literal) so the tests can check that none reaches Jaeger.
+an SQL literal) so the tests can check that none reaches Jaeger, and logs an e-mail address and a
+card number that must not reach Elasticsearch. Each service logs a warning per order (found in
+Elasticsearch by the order's id).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 
@@ -33,6 +36,7 @@ AMQP = pika.ConnectionParameters(host="127.0.0.1", port=5672)
 app = FastAPI()
 _tracer = trace.get_tracer("tests.stack")
 _local = threading.local()
+log = logging.getLogger(f"tests.stack.{SERVICE}")
 
 
 class Order(BaseModel):
@@ -59,6 +63,8 @@ if SERVICE == "shop":
                 channel = _local.channel = pika.BlockingConnection(AMQP).channel()
                 channel.queue_declare(QUEUE)
             channel.basic_publish("", QUEUE, order.model_dump_json().encode())
+            email, card = SECRET_VALUES["customer.email"], SECRET_VALUES["payment.card"]
+            log.warning("order %s accepted from %s paying with %s", order.id, email, card)
         return {"id": order.id}
 
 
@@ -72,6 +78,7 @@ if SERVICE == "mes":
 
             def on_message(ch, method, _properties, body: bytes) -> None:
                 order = json.loads(body)
+                log.warning("order %s handed to the CRM", order["id"])
                 client.post(f"/customers/{order['user']}/orders", json=order)
                 ch.basic_ack(method.delivery_tag)
 
@@ -85,6 +92,7 @@ if SERVICE == "crm":
 
     @app.post("/customers/{user}/orders", status_code=201)
     def register(user: str, order: Order) -> dict:
+        log.warning("order %s registered for %s", order.id, user)
         if order.crm_fails:
             raise HTTPException(500, "CRM failure requested by the order")
         return {"user": user, "order": order.id}
