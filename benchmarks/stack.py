@@ -5,6 +5,8 @@
   burst       a burst larger than the collector's memory limit: RSS, refusals, still alive
   delay       span end (in a service using otel_kit) to searchable in Jaeger
   start       stack start time, cold (stopped) to every server ready
+  logs-throughput  log records per CPU-second of the collector into Elasticsearch (telemetrygen)
+  logs-delay       log.error() in a service using otel_kit to searchable in Elasticsearch
 
 Each prints a summary and merges its numbers into benchmarks/results/stack.json.
 """
@@ -28,6 +30,7 @@ from benchmarks._common import REPO, STACK, console, ensure_stack, save
 
 RESULTS = REPO / "benchmarks/results/stack.json"
 COLLECTOR_METRICS = "http://127.0.0.1:8888/metrics"
+ELASTICSEARCH = "http://127.0.0.1:9200"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 
@@ -221,6 +224,119 @@ print(json.dumps(delays))
         {
             "spans": spans,
             "bsp_schedule_delay_ms": schedule_delay_ms or "kit default (1000)",
+            "median_s": round(statistics.median(delays), 2),
+            "p95_s": round(delays[int(0.95 * (len(delays) - 1))], 2),
+            "max_s": round(delays[-1], 2),
+        },
+    )
+
+
+def _indexed(query: str) -> int:
+    """Log records in Elasticsearch matching a Lucene query, searchable now."""
+    response = httpx.post(
+        f"{ELASTICSEARCH}/logs-*.otel-*/_count",
+        json={"query": {"query_string": {"query": query}}},
+        timeout=30,
+    )
+    return response.raise_for_status().json()["count"]
+
+
+@app.command("logs-throughput")
+def logs_throughput(
+    workers: int = typer.Option(4, help="telemetrygen workers"),
+    rate: int = typer.Option(5000, help="log records per second per worker"),
+    seconds: int = typer.Option(30, help="load duration"),
+) -> None:
+    """Log records per CPU-second of the collector: OTLP in -> transform, redaction -> Elasticsearch."""
+    ensure_stack()
+    generator = _built("telemetrygen")
+    run = f"bench-logs-{time.strftime('%H%M%S')}"
+    before = _collector_metrics()
+    started = time.monotonic()
+    subprocess.run(
+        [
+            str(generator), "logs", "--otlp-endpoint", "127.0.0.1:4317", "--otlp-insecure",
+            "--workers", str(workers), "--rate", str(rate), "--duration", f"{seconds}s",
+            "--service", run, "--severity-text", "Error", "--severity-number", "17",
+            "--body", "order ord-1a2b3c4d5e6f failed: connection refused by 127.0.0.1:5434",
+            "--telemetry-attributes", 'order.id="ord-1a2b3c4d5e6f"',
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    query = f'resource.attributes.service.name:"{run}"'
+    with console.status("waiting until Elasticsearch has indexed every accepted record"):
+        deadline = time.monotonic() + 300
+        while True:
+            now = _collector_metrics()
+            accepted = (
+                now["otelcol_receiver_accepted_log_records"] - before["otelcol_receiver_accepted_log_records"]
+            )
+            indexed = _indexed(query)
+            if indexed >= accepted or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    elapsed = time.monotonic() - started
+    cpu = now["otelcol_process_cpu_seconds"] - before["otelcol_process_cpu_seconds"]
+    save(
+        RESULTS,
+        "logs_throughput",
+        {
+            "offered_records": workers * rate * seconds,
+            "accepted": accepted,
+            "indexed": indexed,
+            "refused": now["otelcol_receiver_refused_log_records"]
+            - before["otelcol_receiver_refused_log_records"],
+            "wall_seconds": round(elapsed, 1),
+            "collector_cpu_seconds": round(cpu, 2),
+            "records_per_collector_cpu_second": round(indexed / cpu),
+            "records_per_wall_second": round(indexed / elapsed),
+        },
+    )
+
+
+@app.command("logs-delay")
+def logs_delay(records: int = typer.Option(20, help="records to time, one after another")) -> None:
+    """log.error() in a service using otel_kit -> found by a search in Elasticsearch (kit defaults)."""
+    ensure_stack()
+    code = """
+import json, logging, sys, time, urllib.request, uuid, otel_kit
+otel_kit.init("bench-logs-delay")
+log = logging.getLogger("bench")
+delays = []
+for n in range(int(sys.argv[1])):
+    probe = uuid.uuid4().hex
+    logged = time.monotonic()
+    log.error("delay probe %s", probe)
+    body = json.dumps({"query": {"match_phrase": {"body.text": probe}}}).encode()
+    while True:  # urllib, not httpx: the kit would trace the polling itself
+        request = urllib.request.Request(
+            "http://127.0.0.1:9200/logs-*.otel-*/_count", body, {"content-type": "application/json"}
+        )
+        if json.load(urllib.request.urlopen(request, timeout=5))["count"]:
+            break
+        time.sleep(0.05)
+    delays.append(time.monotonic() - logged)
+print(json.dumps(delays))
+"""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+    out = subprocess.run(
+        [str(REPO / ".venv/bin/python"), "-c", code, str(records)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    delays = sorted(json.loads(out.stdout.strip().splitlines()[-1]))
+    save(
+        RESULTS,
+        "logs_delay",
+        {
+            "records": records,
             "median_s": round(statistics.median(delays), 2),
             "p95_s": round(delays[int(0.95 * (len(delays) - 1))], 2),
             "max_s": round(delays[-1], 2),
