@@ -66,6 +66,9 @@ def main() -> None:
     example = next(oid for oid, fault in injected.items() if fault == "crm_500")
     console.rule(f"one of them: otel-kit trace {example}")
     subprocess.run([otel_kit, "trace", example], check=False)
+    rejected = next(oid for oid, fault in injected.items() if fault == "reject")
+    console.rule(f"one whose cause is only in a log line: otel-kit trace {rejected}")
+    subprocess.run([otel_kit, "trace", rejected], check=False)
     console.rule("where to look")
     console.print(
         f"""orders and their injected faults: {injected_file}
@@ -79,6 +82,8 @@ alerts:          http://127.0.0.1:9090/alerts; the pages they sent (PagerDuty's 
                  local here): curl -s http://127.0.0.1:9094/events; runbooks: docs/oncall/
 an incident:     deploy/local/incident list   (cause one for real; `drill` runs them all)
 any order:       {otel_kit} trace ORDER_ID   (--json for scripts)
+logs:            {otel_kit} logs --severity error --since 15m   (services, RabbitMQ, PostgreSQL;
+                 --order ID, --service NAME, --text WORDS); Elasticsearch: http://127.0.0.1:9200
 stop it all:     deploy/local/stack stop"""
     )
 
