@@ -418,6 +418,15 @@ def _prepare(all_servers: list[Server]) -> None:
     if missing:
         lines = "\n".join(f"  {s.name}: {s.command[0]} (from {s.package})" for s in missing)
         raise StackError(f"missing binaries:\n{lines}\nrun deploy/local/stack setup, which installs them")
+    if os.geteuid() == 0:
+        # PostgreSQL and Elasticsearch run as their own users and must reach their folders.
+        closed = [folder for folder in STATE.parents if folder.exists() and not folder.stat().st_mode & 0o001]
+        if closed:
+            raise StackError(
+                f"the stack's folder {STATE} is inside {closed[0]}, which other users cannot enter, "
+                "so PostgreSQL and Elasticsearch (run as their own users) could not reach their data: "
+                "set OTEL_KIT_STACK_DIR to a folder outside it (e.g. /var/tmp/otel-kit-stack)"
+            )
     for folder in (LOGS, DATA, STATE / "rabbitmq"):
         folder.mkdir(parents=True, exist_ok=True)
     rabbit = STATE / "rabbitmq"

@@ -45,6 +45,34 @@ def test_a_missing_binary_is_named_with_where_it_comes_from(tmp_path) -> None:
     assert not (tmp_path / "data").exists()  # nothing was started or created
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL and Elasticsearch as other users")
+def test_a_stack_folder_other_users_cannot_enter_is_refused_naming_the_setting(tmp_path) -> None:
+    closed = tmp_path / "closed"
+    (closed / "es/bin").mkdir(parents=True)
+    (closed / "es/bin/elasticsearch").touch()
+    closed.chmod(0o700)
+    env = {
+        **os.environ,
+        "OTEL_KIT_STACK_DIR": str(closed / "stack"),
+        **{
+            name: "/bin/true"
+            for name in ("OTEL_KIT_MINIO_BIN", "OTEL_KIT_JAEGER_BIN", "OTEL_KIT_OTELCOL_BIN")
+        },
+        "OTEL_KIT_ELASTICSEARCH_HOME": str(closed / "es"),
+    }
+    result = subprocess.run(
+        [sys.executable, str(REPO / "deploy/local/stack.py"), "setup"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert f"is inside {closed}, which other users cannot enter" in message
+    assert "set OTEL_KIT_STACK_DIR" in message
+    assert not (closed / "stack").exists()
+
+
 def _order_path(order_id: str) -> list[tuple[str, str]] | None:
     """The order's whole path as `otel-kit trace` reads it from Jaeger, once it is complete."""
     done = f"crm:POST {CRM_ROUTE}"
