@@ -20,6 +20,7 @@ NDJSON = Path(__file__).with_name("otel-kit.ndjson")
 ERRORS = "severity_number:>=17"
 SERVICE = "resource.attributes.service.name"
 COLUMNS = [SERVICE, "severity_text", "body.text", "attributes.order.id", "trace_id"]
+JAEGER_TRACE = "http://localhost:16686/trace/{{value}}"
 ORDER_PLACEHOLDER = "ORDER-ID"  # replaced by the user (or the test) with a real order id
 
 # id, title, what it is for, Lucene query
@@ -88,7 +89,15 @@ def build() -> list[dict[str, Any]]:
         {
             "type": "index-pattern",
             "id": DATA_VIEW,
-            "attributes": {"title": PATTERN, "name": "otel-kit logs", "timeFieldName": "@timestamp"},
+            "attributes": {
+                "title": PATTERN,
+                "name": "otel-kit logs",
+                "timeFieldName": "@timestamp",
+                # A record's trace id opens the trace in Jaeger (compose publishes it on 16686).
+                "fieldFormatMap": json.dumps(
+                    {"trace_id": {"id": "url", "params": {"urlTemplate": JAEGER_TRACE}}}
+                ),
+            },
             "references": [],
         }
     ]
