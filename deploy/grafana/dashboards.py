@@ -601,9 +601,9 @@ S3 = Board(
 NODE = 'job="node"'
 SYSTEM = Board(
     uid="otel-kit-system",
-    title="System: hosts",
+    title="System: hosts and telemetry pipeline",
     folder="System",
-    description="Each host's CPU, memory and disks (node_exporter).",
+    description="Each host's CPU, memory and disks (node_exporter); the collector's logs and export queues.",
     rows={
         "Host": (
             Chart(
@@ -663,6 +663,37 @@ SYSTEM = Board(
                 "Runnable and waiting processes, averaged over a minute.",
                 "short",
                 (Query(f"node_load1{{{NODE}}}", "{{instance}}"),),
+            ),
+        ),
+        "Telemetry pipeline": (
+            Chart(
+                "Log records in, and to Elasticsearch",
+                "Log records the collector took in per receiver (the services over OTLP, RabbitMQ's and "
+                "PostgreSQL's files) and sent to Elasticsearch, per second. Sent below taken in for "
+                "long: Elasticsearch is down or slow (alert LogsNotReachingElasticsearch).",
+                "short",
+                (
+                    Query(
+                        "sum by (receiver) (rate(otelcol_receiver_accepted_log_records[$__rate_interval]))",
+                        "in: {{receiver}}",
+                    ),
+                    Query(
+                        'sum(rate(otelcol_exporter_sent_log_records{exporter="elasticsearch"}[$__rate_interval]))',
+                        "to Elasticsearch",
+                    ),
+                ),
+            ),
+            Chart(
+                "Export queues",
+                "Share of each exporter's sending queue in use (Jaeger for spans, Elasticsearch for logs): "
+                "it fills while the backend is down, and at 100% the collector refuses new data.",
+                "percentunit",
+                (
+                    Query(
+                        "max by (exporter) (otelcol_exporter_queue_size / otelcol_exporter_queue_capacity)",
+                        "{{exporter}}",
+                    ),
+                ),
             ),
         ),
     },
