@@ -6,7 +6,7 @@
     otel-kit logs --order ORDER_ID   log records: by order, trace, service, severity, text, time
 
 Exit codes of `trace`, for scripts: 0 completed, 1 failed, 3 stuck, 4 no such order in Jaeger,
-5 Jaeger unreachable (2 is a usage error).
+5 Jaeger unreachable (2 is a usage error); `logs` exits 6 when Elasticsearch is unreachable.
 """
 
 from __future__ import annotations
