@@ -343,6 +343,12 @@ _TOOL_VARIABLES = frozenset(
         "OTEL_KIT_ELASTICSEARCH_HOME",  # deploy/local: Elasticsearch's home, its heap, log retention
         "OTEL_KIT_ELASTICSEARCH_HEAP",
         "OTEL_KIT_LOG_RETENTION",
+        "OTEL_KIT_QUERY_PROMETHEUS_URL",  # query_service/settings.py
+        "OTEL_KIT_QUERY_FRESHNESS",
+        "OTEL_KIT_QUERY_PROMETHEUS_RETENTION",
+        "OTEL_KIT_QUERY_CACHE_BYTES",
+        "OTEL_KIT_QUERY_MAX_CONCURRENT",
+        "OTEL_KIT_QUERY_TIMEOUT",
     )
 )
 

@@ -1,0 +1,300 @@
+"""The query service: Prometheus's query API in front of Prometheus, range queries cached by extent.
+
+    uvicorn query_service.app:app --port 9095
+
+GET or POST /api/v1/query_range answers with the bytes Prometheus would send; what the cache
+holds is not asked again (query_service/extents.py says how, and when it is not cached).
+/api/v1/query, /series, /labels, /label/NAME/values, /metadata, /query_exemplars,
+/format_query and /status/buildinfo pass through. Admin and write APIs are not served.
+Every answer carries X-Cache: hit, partial, miss or bypass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from urllib.parse import parse_qsl
+
+import otel_kit
+
+otel_kit.init("query-service")
+
+import httpx  # noqa: E402 - after init, so the calls to Prometheus are traced
+from fastapi import FastAPI, Request, Response  # noqa: E402
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest  # noqa: E402
+
+from query_service import prom_json, questions  # noqa: E402
+from query_service.extents import Extent, Grid, Piece, label_order, merge, plan, points_between  # noqa: E402
+from query_service.settings import Settings  # noqa: E402
+from query_service.store import MemoryStore  # noqa: E402
+
+MAX_POINTS = 11_000  # Prometheus refuses more points per series
+_RANGE_PARAMETERS = {"query", "start", "end", "step", "timeout"}
+PASSED_THROUGH = (
+    "query",
+    "series",
+    "labels",
+    "metadata",
+    "query_exemplars",
+    "format_query",
+    "status/buildinfo",
+    "alerts",
+    "rules",
+)
+# A query whose points can depend on data after their own time: never cached.
+_UNCACHEABLE = re.compile(r"@\s*(start|end)\s*\(|@\s*-?[0-9]|offset\s+-")
+_DURATION_PART = re.compile(r"([0-9]+)(ms|y|w|d|h|m|s)")
+_UNIT_MS = {
+    "ms": 1,
+    "s": 1000,
+    "m": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+    "w": 604_800_000,
+    "y": 31_536_000_000,
+}
+
+ANSWERS = Counter("query_service_answers", "Range-query answers by how the cache served them.", ["cache"])
+UPSTREAM = Histogram(
+    "query_service_prometheus_query_duration_seconds", "Queries sent to Prometheus.", ["endpoint"]
+)
+UPSTREAM_POINTS = Counter("query_service_prometheus_points", "Points Prometheus returned to the service.")
+
+
+class _Bypass(Exception):
+    """Answer this request by passing it through unchanged (Prometheus gives its own answer or error)."""
+
+
+class QueryService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = MemoryStore(settings.cache_bytes)
+        self._client = httpx.AsyncClient(base_url=settings.prometheus_url, timeout=settings.timeout_s)
+        self._slots = asyncio.Semaphore(settings.max_concurrent_queries)
+        self._in_flight: dict[tuple, asyncio.Future] = {}
+        self._canonical: dict[str, str | None] = {}
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def prometheus(self, endpoint: str, method: str, params: list[tuple[str, str]]) -> httpx.Response:
+        async with self._slots:
+            with UPSTREAM.labels(endpoint).time():
+                if method == "POST":
+                    return await self._client.post(f"/api/v1/{endpoint}", data=params)
+                return await self._client.get(f"/api/v1/{endpoint}", params=params)
+
+    async def pass_through(self, endpoint: str, request: Request) -> Response:
+        params = await _params(request)
+        upstream = await self.prometheus(endpoint, request.method, params)
+        return _answer(upstream.content, upstream.status_code, "bypass", upstream.headers.get("content-type"))
+
+    async def query_range(self, request: Request) -> Response:
+        params = await _params(request)
+        try:
+            body, status = await self._cached_range(dict(params), params)
+        except _Bypass:
+            ANSWERS.labels("bypass").inc()
+            return await self.pass_through("query_range", request)
+        ANSWERS.labels(status).inc()
+        return _answer(body, 200, status, "application/json")
+
+    async def _cached_range(self, given: dict[str, str], params: list[tuple[str, str]]) -> tuple[bytes, str]:
+        query = given.get("query")
+        names = [name for name, _ in params]
+        if query is None or len(names) != len(set(names)) or not set(names) <= _RANGE_PARAMETERS:
+            raise _Bypass  # a parameter given twice, or one the cache does not know
+        start, end, step = (
+            _time_ms(given.get("start")),
+            _time_ms(given.get("end")),
+            _step_ms(given.get("step")),
+        )
+        if start is None or end is None or step is None or step <= 0 or end < start:
+            raise _Bypass
+        if (end - start) // step + 1 > MAX_POINTS:
+            raise _Bypass
+        canonical = await self._canonical_query(query)
+        if canonical is None or _UNCACHEABLE.search(canonical):
+            raise _Bypass
+        grid = Grid(start, step)
+        last = grid.last_point(end)
+        key = f"{canonical}\x00{step}\x00{start % step}"
+        now = int(time.time() * 1000)
+        settled = now - self.settings.freshness_ms
+        oldest = now - self.settings.retention_ms + 2 * 3_600_000
+        extents = self.store.get(key)
+        pieces = plan(grid, last, extents, settled, oldest)
+        extra = [(k, v) for k, v in params if k == "timeout"]
+        fetched = await asyncio.gather(*(self._piece(key, query, piece, step, extra) for piece in pieces))
+        # What the extents held when planned (settled points only: near the retention edge
+        # Prometheus may have dropped some), then every piece just fetched.
+        found = points_between(extents, max(start, oldest), min(last, settled))
+        for extent in fetched:
+            for m, (labels, points) in extent.series.items():
+                found.setdefault(m, (labels, {}))[1].update(points)
+        series = sorted(found.items(), key=lambda item: label_order(item[1][0]))
+        body = prom_json.matrix((m, sorted(points.items())) for m, (_, points) in series)
+        wanted = (last - start) // step + 1
+        asked = sum((piece.last - piece.first) // step + 1 for piece in pieces)
+        return body, "hit" if asked == 0 else "miss" if asked == wanted else "partial"
+
+    async def _canonical_query(self, query: str) -> str | None:
+        """Prometheus's own formatting of the query (one spelling per meaning), or None if it errs."""
+        if query not in self._canonical:
+            response = await self.prometheus("format_query", "GET", [("query", query)])
+            self._canonical[query] = response.json()["data"] if response.status_code == 200 else None
+            if len(self._canonical) > 10_000:
+                self._canonical.pop(next(iter(self._canonical)))
+        return self._canonical[query]
+
+    async def _piece(self, key: str, query: str, piece: Piece, step: int, extra: list) -> Extent:
+        """The points of one run from Prometheus; identical runs asked at once are fetched once."""
+        flight = (key, piece.first, piece.last)
+        if flight in self._in_flight:
+            return await asyncio.shield(self._in_flight[flight])
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._in_flight[flight] = future
+        try:
+            extent = await self._fetch(query, piece, step, extra)
+            if piece.storable:  # stored before the flight ends: a request planned after sees it
+                self.store.put(key, merge(self.store.get(key), extent, step))
+            future.set_result(extent)
+            return extent
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            del self._in_flight[flight]
+
+    async def _fetch(self, query: str, piece: Piece, step: int, extra: list) -> Extent:
+        params = [
+            ("query", query),
+            ("start", prom_json.timestamp(piece.first)),
+            ("end", prom_json.timestamp(piece.last)),
+            ("step", prom_json.timestamp(step)),
+            *extra,
+        ]
+        response = await self.prometheus("query_range", "GET", params)
+        if response.status_code != 200:
+            raise _Bypass
+        answer = json.loads(response.content, parse_float=str, parse_int=str)
+        data = answer.get("data", {})
+        if answer.get("status") != "success" or "warnings" in answer or data.get("resultType") != "matrix":
+            raise _Bypass
+        extent = Extent(piece.first, piece.last)
+        for series in data["result"]:
+            if "values" not in series or "histograms" in series:
+                raise _Bypass  # native histograms: not written by prom_json
+            labels = tuple(series["metric"].items())
+            try:
+                encoded = prom_json.metric(series["metric"])
+            except prom_json.NotReproducible:
+                raise _Bypass from None
+            extent.series[encoded] = (labels, {prom_json.parse_timestamp(t): v for t, v in series["values"]})
+            UPSTREAM_POINTS.inc(len(series["values"]))
+        return extent
+
+
+async def _params(request: Request) -> list[tuple[str, str]]:
+    params = list(request.query_params.multi_items())
+    if request.method == "POST":  # Prometheus clients post application/x-www-form-urlencoded
+        params += parse_qsl((await request.body()).decode(), keep_blank_values=True)
+    return params
+
+
+def _answer(body: bytes, status: int, cache: str, content_type: str | None) -> Response:
+    return Response(body, status, media_type=content_type or "application/json", headers={"X-Cache": cache})
+
+
+def _time_ms(value: str | None) -> int | None:
+    """Prometheus's parseTime: unix seconds (to the millisecond) or RFC 3339."""
+    if value is None:
+        return None
+    try:
+        return int((Decimal(value) * 1000).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
+    except InvalidOperation:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
+
+
+def _step_ms(value: str | None) -> int | None:
+    """A step as seconds (to the millisecond) or a Prometheus duration (1m30s)."""
+    if value is None:
+        return None
+    try:
+        return int(Decimal(value) * 1000)
+    except InvalidOperation:
+        pass
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    return sum(int(n) * _UNIT_MS[u] for n, u in parts)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    service = QueryService(Settings.from_env())
+    app.state.service = service
+    yield
+    await service.close()
+
+
+app = FastAPI(
+    title="otel-kit query service",
+    description="Prometheus's query API with range queries cached by extent (docs/query-service.md).",
+    lifespan=_lifespan,
+)
+
+
+app.include_router(questions.router)
+
+
+@app.api_route("/api/v1/query_range", methods=["GET", "POST"])
+async def query_range(request: Request) -> Response:
+    return await request.app.state.service.query_range(request)
+
+
+for _endpoint in PASSED_THROUGH:
+
+    def _route(endpoint: str):
+        async def passed(request: Request) -> Response:
+            return await request.app.state.service.pass_through(endpoint, request)
+
+        return passed
+
+    app.add_api_route(
+        f"/api/v1/{_endpoint}", _route(_endpoint), methods=["GET", "POST"], include_in_schema=True
+    )
+
+
+@app.api_route("/api/v1/label/{name}/values", methods=["GET"])
+async def label_values(name: str, request: Request) -> Response:
+    return await request.app.state.service.pass_through(f"label/{name}/values", request)
+
+
+@app.post("/admin/purge")
+async def purge(request: Request) -> dict:
+    """Forget every cached extent."""
+    return {"purged_keys": request.app.state.service.store.purge()}
+
+
+@app.get("/health")
+async def health() -> dict:
+    return {"status": "ok"}
+
+
+@app.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,259 @@
+"""The query service in front of a real Prometheus holding two days of deterministic data:
+every answer is the bytes Prometheus sends for the same request, cold, warm and as the window
+slides across extents and a day boundary, for aligned and unaligned starts; errors and what
+is never cached pass through; identical concurrent requests cost one Prometheus query."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from mirakuru import HTTPExecutor
+
+from tests.integration.servers import free_port
+from tests.stack_fixtures import REPO
+
+DAY = 86_400
+SERVICES, ROUTES = ("crm", "mes", "shop"), ("/orders", "/customers/{id}", "/a<b>&c")
+
+
+@dataclass
+class Endpoints:
+    prometheus: str
+    service: str
+    base: int  # midnight two days ago: the data covers base .. base + 2 days, every 15 s
+
+
+def _openmetrics(base: int) -> str:
+    """Counters and a gauge for 3 services x 3 routes, every 15 s, each growing at its own rate."""
+    lines = ["# TYPE requests counter", "# TYPE in_flight gauge"]
+    rows = []
+    for s, service in enumerate(SERVICES):
+        for r, route in enumerate(ROUTES):
+            labels = f'service="{service}",route="{route}"'
+            for n, t in enumerate(range(base, base + 2 * DAY, 15)):
+                rows.append((t, 0, f"requests_total{{{labels}}} {n * (s + r + 1)} {t}"))
+                rows.append((t, 1, f"in_flight{{{labels}}} {(n * 7 + s) % 11} {t}"))
+    rows.sort()
+    return (
+        "\n".join(
+            [
+                lines[0],
+                *(r for _, k, r in rows if k == 0),
+                lines[1],
+                *(r for _, k, r in rows if k == 1),
+                "# EOF",
+            ]
+        )
+        + "\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    folder = tmp_path_factory.mktemp("query-service")
+    base = (int(time.time()) // DAY - 2) * DAY
+    (folder / "data.om").write_text(_openmetrics(base))
+    subprocess.run(
+        [
+            "promtool",
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            str(folder / "data.om"),
+            str(folder / "tsdb"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (folder / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
+    prometheus_port, service_port = free_port(), free_port()
+    prometheus = HTTPExecutor(
+        [
+            "/usr/bin/prometheus",
+            f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'tsdb'}",
+            "--storage.tsdb.retention.time=30d",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+        ],
+        url=f"http://127.0.0.1:{prometheus_port}/-/ready",
+        timeout=60,
+        stdout=(folder / "prometheus.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+        "OTEL_KIT_QUERY_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}",
+        "OTEL_KIT_QUERY_PROMETHEUS_RETENTION": "30d",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    service = HTTPExecutor(
+        [sys.executable, "-m", "uvicorn", "query_service.app:app", "--port", str(service_port)],
+        url=f"http://127.0.0.1:{service_port}/health",
+        method="GET",
+        timeout=60,
+        envvars=env,
+        cwd=str(REPO),
+        stdout=(folder / "service.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    with prometheus, service:
+        yield Endpoints(f"http://127.0.0.1:{prometheus_port}", f"http://127.0.0.1:{service_port}", base)
+
+
+QUERIES = [
+    "requests_total",
+    'sum by (service) (rate(requests_total{route!="/orders"}[5m]))',
+    "histogram_quantile(0.9, sum by (le) (rate(requests_total[1m])))",  # no buckets: empty series
+    "avg_over_time(in_flight[10m]) > 4",
+    'in_flight{service="shop"} offset 1h',
+    "max_over_time(in_flight[30m:1m])",  # a subquery: its steps are absolute, not from start
+]
+
+
+def both(endpoints: Endpoints, method: str = "GET", **params: str) -> tuple[httpx.Response, httpx.Response]:
+    """The same request to Prometheus and through the service."""
+    call = httpx.get if method == "GET" else httpx.post
+    options = {"params": params} if method == "GET" else {"data": params}
+    direct = call(f"{endpoints.prometheus}/api/v1/query_range", timeout=30, **options)
+    served = call(f"{endpoints.service}/api/v1/query_range", timeout=30, **options)
+    return direct, served
+
+
+def same(direct: httpx.Response, served: httpx.Response) -> str:
+    assert served.status_code == direct.status_code, served.text
+    assert served.content == direct.content
+    return served.headers["x-cache"]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+@pytest.mark.parametrize("offset", [0, 7.5], ids=["aligned", "unaligned"])
+def test_answers_are_prometheus_bytes_cold_warm_and_sliding_across_a_day(
+    endpoints: Endpoints, query: str, offset: float
+) -> None:
+    step = 60
+    start = endpoints.base + DAY - 6 * 3600 + offset  # six hours before midnight ...
+    first = same(*both(endpoints, query=query, start=str(start), end=str(start + 6 * 3600), step=str(step)))
+    assert first == "miss"
+    again = same(*both(endpoints, query=query, start=str(start), end=str(start + 6 * 3600), step=str(step)))
+    assert again == "hit"
+    # ... then the window slides 25 minutes at a time across midnight, as a dashboard's does.
+    statuses = []
+    for slide in range(1, 20):
+        moved = start + slide * 1500
+        statuses.append(
+            same(*both(endpoints, query=query, start=str(moved), end=str(moved + 6 * 3600), step=str(step)))
+        )
+    assert set(statuses) == {"partial"}, "each slide asks Prometheus only for the new part"
+    # A range inside what is cached, ending off the grid, and one reaching before it.
+    inner = start + 3 * 1500
+    assert (
+        same(*both(endpoints, query=query, start=str(inner), end=str(inner + 3600 + 17), step=str(step)))
+        == "hit"
+    )
+    assert (
+        same(*both(endpoints, query=query, start=str(start - 1800), end=str(start + 60), step=str(step)))
+        == "partial"
+    )
+
+
+def test_post_rfc3339_times_and_duration_steps_are_answered_alike(endpoints: Endpoints) -> None:
+    start = time.strftime("%Y-%m-%dT%H:%M:%S.250Z", time.gmtime(endpoints.base + 5000))
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(endpoints.base + 9000))
+    for method in ("GET", "POST"):
+        status = same(
+            *both(endpoints, method, query="sum(requests_total)", start=start, end=end, step="1m30s")
+        )
+        assert status in ("miss", "hit")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"query": "sum(rate(requests_total[5m]", "start": "1", "end": "2", "step": "1"},  # parse error
+        {"query": "requests_total", "start": "10", "end": "20", "step": "0"},
+        {"query": "requests_total", "start": "20", "end": "10", "step": "1"},
+        {"query": "requests_total", "start": "1", "end": "20000000", "step": "1"},  # too many points
+        {"query": "requests_total", "start": "yesterday", "end": "20", "step": "1"},
+        {"query": "requests_total", "start": "10", "end": "20"},
+        {"start": "10", "end": "20", "step": "1"},
+    ],
+)
+def test_errors_pass_through_with_prometheus_s_status_and_bytes(endpoints: Endpoints, params: dict) -> None:
+    assert same(*both(endpoints, **params)) == "bypass"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "in_flight @ end()",
+        "in_flight @ start()",
+        f"in_flight @ {int(time.time()) - DAY}",
+        "in_flight offset -5m",
+    ],
+)
+def test_queries_that_read_past_their_own_time_are_never_cached(endpoints: Endpoints, query: str) -> None:
+    start = endpoints.base + 3600
+    for _ in range(2):
+        assert (
+            same(*both(endpoints, query=query, start=str(start), end=str(start + 3600), step="60"))
+            == "bypass"
+        )
+
+
+def _upstream_range_queries(endpoints: Endpoints) -> float:
+    text = httpx.get(f"{endpoints.service}/metrics", timeout=10).text
+    match = re.search(
+        r'query_service_prometheus_query_duration_seconds_count\{endpoint="query_range"\} ([0-9.e+]+)', text
+    )
+    return float(match[1]) if match else 0.0
+
+
+def test_identical_concurrent_requests_cost_one_prometheus_query(endpoints: Endpoints) -> None:
+    params = {
+        "query": 'sum(in_flight{route="/orders"})',
+        "start": str(endpoints.base + 40_000),
+        "end": str(endpoints.base + 60_000),
+        "step": "20",
+    }
+    before = _upstream_range_queries(endpoints)
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(
+            pool.map(
+                lambda _: httpx.get(f"{endpoints.service}/api/v1/query_range", params=params, timeout=30),
+                range(10),
+            )
+        )
+    direct = httpx.get(f"{endpoints.prometheus}/api/v1/query_range", params=params, timeout=30)
+    assert {a.content for a in answers} == {direct.content}
+    assert _upstream_range_queries(endpoints) - before == 1
+
+
+def test_passed_through_apis_answer_as_prometheus_and_admin_is_not_served(endpoints: Endpoints) -> None:
+    for path, params in [
+        ("query", {"query": "sum(requests_total)", "time": str(endpoints.base + DAY)}),
+        ("series", {"match[]": "in_flight", "start": str(endpoints.base), "end": str(endpoints.base + 100)}),
+        ("labels", {}),
+        ("label/service/values", {}),
+        ("query", {"query": "sum("}),
+    ]:
+        direct = httpx.get(f"{endpoints.prometheus}/api/v1/{path}", params=params, timeout=10)
+        served = httpx.get(f"{endpoints.service}/api/v1/{path}", params=params, timeout=10)
+        assert (served.status_code, served.content) == (direct.status_code, direct.content), path
+        assert served.headers["x-cache"] == "bypass"
+    assert (
+        httpx.post(
+            f"{endpoints.service}/api/v1/admin/tsdb/delete_series", params={"match[]": "in_flight"}
+        ).status_code
+        == 404
+    )
