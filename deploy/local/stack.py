@@ -43,6 +43,7 @@ MINIO_USER, MINIO_PASSWORD = "otelkit", "otelkit-local-only"  # a local dev stac
 # the root user cannot be.
 S3_SERVICE_USER, S3_SERVICE_SECRET = "mes-service", "mes-service-local-only"
 PAGERDUTY_PORT = 9094
+QUERY_SERVICE_PORT = 9095
 ELASTICSEARCH_PORT = 9200
 ELASTICSEARCH = f"http://127.0.0.1:{ELASTICSEARCH_PORT}"
 ELASTICSEARCH_USER = "elasticsearch"  # Elasticsearch refuses to run as root
@@ -347,6 +348,27 @@ def servers() -> list[Server]:
             ready=_http_ok(f"http://127.0.0.1:{PAGERDUTY_PORT}/health"),
             package="this repository's virtualenv (deploy/local/stack installs it)",
             urls=(f"http://127.0.0.1:{PAGERDUTY_PORT}/events (the pages Alertmanager sent)",),
+        ),
+        Server(
+            name="query-service",  # Prometheus's query API, cached (query_service/)
+            command=[
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "query_service.app:app",
+                "--port",
+                str(QUERY_SERVICE_PORT),
+            ],
+            ports={"http": QUERY_SERVICE_PORT},
+            ready=_http_ok(f"http://127.0.0.1:{QUERY_SERVICE_PORT}/health"),
+            package="this repository's virtualenv (deploy/local/stack installs it)",
+            env={
+                "OTEL_KIT_QUERY_PROMETHEUS_URL": "http://127.0.0.1:9090",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",  # traced like any service
+                "OTEL_METRICS_EXPORTER": "none",  # its own /metrics has the cache's figures
+            },
+            directory=REPO,
+            urls=(f"http://127.0.0.1:{QUERY_SERVICE_PORT}/docs",),
         ),
         _postgres_exporter("shop", 5433, 9187),
         _postgres_exporter("mes", 5434, 9188),
