@@ -349,6 +349,7 @@ _TOOL_VARIABLES = frozenset(
         "OTEL_KIT_QUERY_CACHE_BYTES",
         "OTEL_KIT_QUERY_MAX_CONCURRENT",
         "OTEL_KIT_QUERY_TIMEOUT",
+        "OTEL_KIT_QUERY_REDIS_URL",
     )
 )
 

@@ -31,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from query_service import prom_json, questions  # noqa: E402
 from query_service.extents import Extent, Grid, Piece, label_order, merge, plan, points_between  # noqa: E402
 from query_service.settings import Settings  # noqa: E402
-from query_service.store import MemoryStore  # noqa: E402
+from query_service.store import MemoryStore, RedisStore  # noqa: E402
 
 MAX_POINTS = 11_000  # Prometheus refuses more points per series
 _RANGE_PARAMETERS = {"query", "start", "end", "step", "timeout"}
@@ -73,7 +73,11 @@ class _Bypass(Exception):
 class QueryService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = MemoryStore(settings.cache_bytes)
+        self.store = (
+            RedisStore(settings.redis_url, settings.retention_ms)
+            if settings.redis_url
+            else MemoryStore(settings.cache_bytes)
+        )
         self._client = httpx.AsyncClient(base_url=settings.prometheus_url, timeout=settings.timeout_s)
         self._slots = asyncio.Semaphore(settings.max_concurrent_queries)
         self._in_flight: dict[tuple, asyncio.Future] = {}
@@ -81,6 +85,8 @@ class QueryService:
 
     async def close(self) -> None:
         await self._client.aclose()
+        if isinstance(self.store, RedisStore):
+            await self.store.close()
 
     async def prometheus(self, endpoint: str, method: str, params: list[tuple[str, str]]) -> httpx.Response:
         async with self._slots:
@@ -127,7 +133,7 @@ class QueryService:
         now = int(time.time() * 1000)
         settled = now - self.settings.freshness_ms
         oldest = now - self.settings.retention_ms + 2 * 3_600_000
-        extents = self.store.get(key)
+        extents = await self.store.get(key)
         pieces = plan(grid, last, extents, settled, oldest)
         extra = [(k, v) for k, v in params if k == "timeout"]
         fetched = await asyncio.gather(*(self._piece(key, query, piece, step, extra) for piece in pieces))
@@ -162,7 +168,7 @@ class QueryService:
         try:
             extent = await self._fetch(query, piece, step, extra)
             if piece.storable:  # stored before the flight ends: a request planned after sees it
-                self.store.put(key, merge(self.store.get(key), extent, step))
+                await self.store.put(key, merge(await self.store.get(key), extent, step))
             future.set_result(extent)
             return extent
         except BaseException as error:
@@ -287,7 +293,7 @@ async def label_values(name: str, request: Request) -> Response:
 @app.post("/admin/purge")
 async def purge(request: Request) -> dict:
     """Forget every cached extent."""
-    return {"purged_keys": request.app.state.service.store.purge()}
+    return {"purged_keys": await request.app.state.service.store.purge()}
 
 
 @app.get("/health")

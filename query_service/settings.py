@@ -40,6 +40,7 @@ class Settings:
     retention_ms: int
     cache_bytes: int
     max_concurrent_queries: int  # of Prometheus's 20 query slots, shared with rule evaluation
+    redis_url: str | None  # the cache shared by replicas; in memory when unset
     timeout_s: float
 
     @classmethod
@@ -52,5 +53,6 @@ class Settings:
             retention_ms=_duration_ms("OTEL_KIT_QUERY_PROMETHEUS_RETENTION", "15d"),
             cache_bytes=_int("OTEL_KIT_QUERY_CACHE_BYTES", 256 * 2**20),
             max_concurrent_queries=_int("OTEL_KIT_QUERY_MAX_CONCURRENT", 4),
+            redis_url=os.environ.get("OTEL_KIT_QUERY_REDIS_URL") or None,
             timeout_s=_duration_ms("OTEL_KIT_QUERY_TIMEOUT", "2m") / 1000,
         )

@@ -1,12 +1,20 @@
-"""Where extents are kept: in memory, bounded in bytes (cachetools' LRU, sized by each entry's bytes)."""
+"""Where extents are kept: in memory, bounded in bytes, or in Redis, shared by replicas.
+
+A store never breaks an answer: Redis unreachable reads as an empty cache (the request is
+answered from Prometheus) and a failed write is dropped, each said once in the log.
+"""
 
 from __future__ import annotations
 
-import threading
+import hashlib
+import logging
 
+import redis.asyncio as redis
 from cachetools import LRUCache
 
 from query_service.extents import Extent, dumps, loads
+
+_log = logging.getLogger("query_service")
 
 
 class MemoryStore:
@@ -14,25 +22,66 @@ class MemoryStore:
 
     def __init__(self, max_bytes: int) -> None:
         self._cache: LRUCache[str, bytes] = LRUCache(maxsize=max_bytes, getsizeof=len)
-        self._lock = threading.Lock()
 
-    def get(self, key: str) -> list[Extent]:
-        with self._lock:
-            data = self._cache.get(key)
+    async def get(self, key: str) -> list[Extent]:
+        data = self._cache.get(key)
         return loads(data) if data is not None else []
 
-    def put(self, key: str, extents: list[Extent]) -> None:
+    async def put(self, key: str, extents: list[Extent]) -> None:
         data = dumps(extents)
-        with self._lock:
-            if len(data) <= self._cache.maxsize:  # larger than the whole cache: not kept
-                self._cache[key] = data
+        if len(data) <= self._cache.maxsize:  # larger than the whole cache: not kept
+            self._cache[key] = data
 
-    def purge(self) -> int:
-        with self._lock:
-            count = len(self._cache)
-            self._cache.clear()
+    async def purge(self) -> int:
+        count = len(self._cache)
+        self._cache.clear()
         return count
 
-    @property
-    def bytes(self) -> int:
-        return int(self._cache.currsize)
+
+class RedisStore:
+    """Extents in Redis under otel-kit-query:<sha256 of the key>, expiring with Prometheus's retention.
+
+    Size Redis with maxmemory and `maxmemory-policy allkeys-lru` (docs/query-service.md).
+    """
+
+    PREFIX = "otel-kit-query:"
+
+    def __init__(self, url: str, ttl_ms: int) -> None:
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._ttl_ms = ttl_ms
+        self._url = url
+        self._failing = False
+
+    def _name(self, key: str) -> str:
+        return self.PREFIX + hashlib.sha256(key.encode()).hexdigest()
+
+    async def get(self, key: str) -> list[Extent]:
+        try:
+            data = await self._redis.get(self._name(key))
+        except redis.RedisError as error:
+            self._failed(error)
+            return []
+        self._failing = False
+        return loads(data) if data is not None else []
+
+    async def put(self, key: str, extents: list[Extent]) -> None:
+        try:
+            await self._redis.set(self._name(key), dumps(extents), px=self._ttl_ms)
+        except redis.RedisError as error:
+            self._failed(error)
+
+    async def purge(self) -> int:
+        names = [name async for name in self._redis.scan_iter(match=self.PREFIX + "*")]
+        if names:
+            await self._redis.delete(*names)
+        return len(names)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    def _failed(self, error: Exception) -> None:
+        if not self._failing:
+            _log.warning(
+                "query service: Redis at %s failed (%s); answering from Prometheus", self._url, error
+            )
+        self._failing = True

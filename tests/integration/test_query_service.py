@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
-from mirakuru import HTTPExecutor
+from mirakuru import HTTPExecutor, TCPExecutor
 
 from tests.integration.servers import free_port
 from tests.stack_fixtures import REPO
@@ -89,26 +90,32 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
         stdout=(folder / "prometheus.log").open("w"),
         stderr=subprocess.STDOUT,
     )
+    prometheus_url = f"http://127.0.0.1:{prometheus_port}"
+    with prometheus, _query_service(prometheus_url, service_port, folder / "service.log"):
+        yield Endpoints(prometheus_url, f"http://127.0.0.1:{service_port}", base)
+
+
+def _query_service(prometheus: str, port: int, log: Path, **settings: str) -> HTTPExecutor:
+    """`uvicorn query_service.app:app`, as the local stack runs it, on `port`."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
-        "OTEL_KIT_QUERY_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}",
+        "OTEL_KIT_QUERY_PROMETHEUS_URL": prometheus,
         "OTEL_KIT_QUERY_PROMETHEUS_RETENTION": "30d",
         "OTEL_TRACES_EXPORTER": "none",
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
+        **settings,
     }
-    service = HTTPExecutor(
-        [sys.executable, "-m", "uvicorn", "query_service.app:app", "--port", str(service_port)],
-        url=f"http://127.0.0.1:{service_port}/health",
+    return HTTPExecutor(
+        [sys.executable, "-m", "uvicorn", "query_service.app:app", "--port", str(port)],
+        url=f"http://127.0.0.1:{port}/health",
         method="GET",
         timeout=60,
         envvars=env,
         cwd=str(REPO),
-        stdout=(folder / "service.log").open("w"),
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
-    with prometheus, service:
-        yield Endpoints(f"http://127.0.0.1:{prometheus_port}", f"http://127.0.0.1:{service_port}", base)
 
 
 QUERIES = [
@@ -257,3 +264,46 @@ def test_passed_through_apis_answer_as_prometheus_and_admin_is_not_served(endpoi
         ).status_code
         == 404
     )
+
+
+def test_two_replicas_sharing_redis_serve_each_other_s_extents_and_survive_its_loss(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    redis_port, ports = free_port(), (free_port(), free_port())
+    redis = TCPExecutor(
+        [
+            "/usr/bin/redis-server",
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        host="127.0.0.1",
+        port=redis_port,
+        timeout=30,
+    )
+    url = f"redis://127.0.0.1:{redis_port}/0"
+    replicas = [
+        _query_service(endpoints.prometheus, p, tmp_path / f"replica-{p}.log", OTEL_KIT_QUERY_REDIS_URL=url)
+        for p in ports
+    ]
+    params = {
+        "query": "sum by (route) (rate(requests_total[2m]))",
+        "start": str(endpoints.base + 1000),
+        "end": str(endpoints.base + 30_000),
+        "step": "45",
+    }
+    direct = httpx.get(f"{endpoints.prometheus}/api/v1/query_range", params=params, timeout=30)
+    with redis, replicas[0], replicas[1]:
+        first, second = (
+            httpx.get(f"http://127.0.0.1:{p}/api/v1/query_range", params=params, timeout=30) for p in ports
+        )
+        assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
+        assert first.content == second.content == direct.content
+        redis.stop()  # the cache gone: answers still come, from Prometheus
+        third = httpx.get(f"http://127.0.0.1:{ports[1]}/api/v1/query_range", params=params, timeout=30)
+        assert (third.status_code, third.headers["x-cache"], third.content) == (200, "miss", direct.content)
