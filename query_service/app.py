@@ -26,9 +26,11 @@ otel_kit.init("query-service")
 
 import httpx  # noqa: E402 - after init, so the calls to Prometheus are traced
 from fastapi import FastAPI, Request, Response  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest  # noqa: E402
 
 from query_service import prom_json, questions  # noqa: E402
+from query_service.access import load_keys  # noqa: E402
 from query_service.extents import Extent, Grid, Piece, label_order, merge, plan, points_between  # noqa: E402
 from query_service.settings import Settings  # noqa: E402
 from query_service.store import MemoryStore, RedisStore  # noqa: E402
@@ -70,6 +72,21 @@ class _Bypass(Exception):
     """Answer this request by passing it through unchanged (Prometheus gives its own answer or error)."""
 
 
+class Refused(Exception):
+    """A request over a limit: answered as Prometheus answers bad input, naming the limit."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_type = status, error_type
+
+
+def _refusal(
+    status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"status": "error", "errorType": error_type, "error": message}
+    return JSONResponse(body, status, headers={"X-Cache": "bypass", **(headers or {})})
+
+
 class QueryService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -104,11 +121,24 @@ class QueryService:
         params = await _params(request)
         try:
             body, status = await self._cached_range(dict(params), params)
+        except Refused as refused:
+            return _refusal(refused.status, refused.error_type, str(refused))
         except _Bypass:
             ANSWERS.labels("bypass").inc()
             return await self.pass_through("query_range", request)
         ANSWERS.labels(status).inc()
         return _answer(body, 200, status, "application/json")
+
+    def _check_range(self, start: int, end: int) -> None:
+        if end - start > self.settings.max_range_ms:
+            days = (end - start) / 86_400_000
+            raise Refused(
+                400,
+                "bad_data",
+                f'invalid parameter "end": the range from start to end is {days:.1f} days, over the '
+                f"service's maximum of {self.settings.max_range_ms / 86_400_000:g} days "
+                "(OTEL_KIT_QUERY_MAX_RANGE); ask for a shorter range",
+            )
 
     async def _cached_range(self, given: dict[str, str], params: list[tuple[str, str]]) -> tuple[bytes, str]:
         query = given.get("query")
@@ -124,6 +154,7 @@ class QueryService:
             raise _Bypass
         if (end - start) // step + 1 > MAX_POINTS:
             raise _Bypass
+        self._check_range(start, end)  # a valid request, over the service's own limits
         canonical = await self._canonical_query(query)
         if canonical is None or _UNCACHEABLE.search(canonical):
             raise _Bypass
@@ -135,7 +166,12 @@ class QueryService:
         oldest = now - self.settings.retention_ms + 2 * 3_600_000
         extents = await self.store.get(key)
         pieces = plan(grid, last, extents, settled, oldest)
-        extra = [(k, v) for k, v in params if k == "timeout"]
+        # The client's timeout, at most the service's own.
+        extra = [
+            ("timeout", prom_json.timestamp(min(_step_ms(v) or 0, int(self.settings.timeout_s * 1000))))
+            for k, v in params
+            if k == "timeout"
+        ]
         fetched = await asyncio.gather(*(self._piece(key, query, piece, step, extra) for piece in pieces))
         # What the extents held when planned (settled points only: near the retention edge
         # Prometheus may have dropped some), then every piece just fetched.
@@ -143,6 +179,13 @@ class QueryService:
         for extent in fetched:
             for m, (labels, points) in extent.series.items():
                 found.setdefault(m, (labels, {}))[1].update(points)
+        if len(found) > self.settings.max_series:
+            raise Refused(
+                422,
+                "execution",
+                f"the answer has {len(found)} series, over the service's maximum of "
+                f"{self.settings.max_series} (OTEL_KIT_QUERY_MAX_SERIES); aggregate (sum by) or select fewer",
+            )
         series = sorted(found.items(), key=lambda item: label_order(item[1][0]))
         body = prom_json.matrix((m, sorted(points.items())) for m, (_, points) in series)
         wanted = (last - start) // step + 1
@@ -251,7 +294,9 @@ def _step_ms(value: str | None) -> int | None:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
-    service = QueryService(Settings.from_env())
+    settings = Settings.from_env()
+    app.state.keys = load_keys(settings.api_keys_file)
+    service = QueryService(settings)
     app.state.service = service
     yield
     await service.close()
@@ -265,6 +310,28 @@ app = FastAPI(
 
 
 app.include_router(questions.router)
+
+
+@app.middleware("http")
+async def _authorized(request: Request, call_next):
+    """API keys and their rate limits (query_service/access.py), when a keys file is set."""
+    keys = request.app.state.keys
+    if keys is None or not request.url.path.startswith(("/api/", "/v1/", "/admin/")):
+        return await call_next(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    key = keys.get(token) if scheme.lower() == "bearer" else None
+    if key is None:
+        message = (
+            "no known API key: send Authorization: Bearer <token> (OTEL_KIT_QUERY_API_KEYS_FILE lists them)"
+        )
+        return _refusal(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+    wait = key.take()
+    if wait:
+        message = (
+            f"key {key.name!r} is over its {key.requests_per_minute} requests a minute; retry in {wait:.1f} s"
+        )
+        return _refusal(429, "too_many_requests", message, {"Retry-After": str(max(1, round(wait)))})
+    return await call_next(request)
 
 
 @app.api_route("/api/v1/query_range", methods=["GET", "POST"])

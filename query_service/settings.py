@@ -41,6 +41,9 @@ class Settings:
     cache_bytes: int
     max_concurrent_queries: int  # of Prometheus's 20 query slots, shared with rule evaluation
     redis_url: str | None  # the cache shared by replicas; in memory when unset
+    api_keys_file: str | None  # query_service/access.py; every request served when unset
+    max_range_ms: int  # the longest start..end a range query may span
+    max_series: int  # the most series an answer may hold
     timeout_s: float
 
     @classmethod
@@ -54,5 +57,8 @@ class Settings:
             cache_bytes=_int("OTEL_KIT_QUERY_CACHE_BYTES", 256 * 2**20),
             max_concurrent_queries=_int("OTEL_KIT_QUERY_MAX_CONCURRENT", 4),
             redis_url=os.environ.get("OTEL_KIT_QUERY_REDIS_URL") or None,
+            api_keys_file=os.environ.get("OTEL_KIT_QUERY_API_KEYS_FILE") or None,
+            max_range_ms=_duration_ms("OTEL_KIT_QUERY_MAX_RANGE", "32d"),
+            max_series=_int("OTEL_KIT_QUERY_MAX_SERIES", 10_000),
             timeout_s=_duration_ms("OTEL_KIT_QUERY_TIMEOUT", "2m") / 1000,
         )

@@ -307,3 +307,59 @@ def test_two_replicas_sharing_redis_serve_each_other_s_extents_and_survive_its_l
         redis.stop()  # the cache gone: answers still come, from Prometheus
         third = httpx.get(f"http://127.0.0.1:{ports[1]}/api/v1/query_range", params=params, timeout=30)
         assert (third.status_code, third.headers["x-cache"], third.content) == (200, "miss", direct.content)
+
+
+def test_keys_rate_limits_and_limits_are_refused_naming_the_setting(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys.toml"
+    keys.write_text(
+        '[keys.grafana]\ntoken = "grafana-token-0123456789"\nteam = "platform"\nrequests_per_minute = 3\n'
+    )
+    port = free_port()
+    settings = {
+        "OTEL_KIT_QUERY_API_KEYS_FILE": str(keys),
+        "OTEL_KIT_QUERY_MAX_RANGE": "1d",
+        "OTEL_KIT_QUERY_MAX_SERIES": "4",
+    }
+    params = {
+        "query": "sum(in_flight)",
+        "start": str(endpoints.base + 100),
+        "end": str(endpoints.base + 5000),
+        "step": "60",
+    }
+    url = f"http://127.0.0.1:{port}/api/v1/query_range"
+    with _query_service(endpoints.prometheus, port, tmp_path / "service.log", **settings):
+        assert httpx.get(url, params=params).status_code == 401
+        wrong = httpx.get(url, params=params, headers={"Authorization": "Bearer not-a-known-token-at-all"})
+        assert wrong.status_code == 401
+        assert "Authorization: Bearer" in wrong.json()["error"]
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200  # no key needed
+        bearer = {"Authorization": "Bearer grafana-token-0123456789"}
+        direct = httpx.get(f"{endpoints.prometheus}/api/v1/query_range", params=params)
+        assert httpx.get(url, params=params, headers=bearer).content == direct.content
+        too_long = {**params, "end": str(endpoints.base + 2 * DAY)}
+        refused = httpx.get(url, params=too_long, headers=bearer)
+        assert refused.status_code == 400
+        assert "over the service's maximum of 1 days (OTEL_KIT_QUERY_MAX_RANGE)" in refused.json()["error"]
+        many = httpx.get(url, params={**params, "query": "in_flight"}, headers=bearer)  # 9 series
+        assert many.status_code == 422
+        assert "9 series, over the service's maximum of 4 (OTEL_KIT_QUERY_MAX_SERIES)" in many.json()["error"]
+        limited = httpx.get(url, params=params, headers=bearer)  # the fourth request in a minute
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) >= 1
+        assert "over its 3 requests a minute" in limited.json()["error"]
+
+
+def test_a_bad_keys_file_stops_the_service_naming_the_setting(endpoints: Endpoints, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.toml"
+    keys.write_text('[keys.short]\ntoken = "short"\nteam = "platform"\n')
+    env = {**os.environ, "OTEL_KIT_QUERY_API_KEYS_FILE": str(keys), "OTEL_SDK_DISABLED": "true"}
+    start = "import asyncio, query_service.app as a; asyncio.run(a._lifespan(a.app).__aenter__())"
+    result = subprocess.run(
+        [sys.executable, "-c", start], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert (
+        "OTEL_KIT_QUERY_API_KEYS_FILE: key 'short' needs a token of at least 16 characters" in result.stderr
+    )
