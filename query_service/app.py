@@ -17,8 +17,8 @@ import re
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from urllib.parse import parse_qsl
+from decimal import Decimal
+from urllib.parse import parse_qsl, quote, urlencode
 
 import otel_kit
 
@@ -50,7 +50,13 @@ PASSED_THROUGH = (
 )
 # A query whose points can depend on data after their own time: never cached.
 _UNCACHEABLE = re.compile(r"@\s*(start|end)\s*\(|@\s*-?[0-9]|offset\s+-")
-_DURATION_PART = re.compile(r"([0-9]+)(ms|y|w|d|h|m|s)")
+# Prometheus's duration: each unit once, in this order (model.ParseDuration).
+_DURATION = re.compile(r"^(?:(?P<y>[0-9]+)y)?(?:(?P<w>[0-9]+)w)?(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?"
+                       r"(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?(?:(?P<ms>[0-9]+)ms)?$")  # fmt: skip
+_PLAIN_NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})$"
+)
 _UNIT_MS = {
     "ms": 1,
     "s": 1000,
@@ -109,7 +115,10 @@ class QueryService:
         async with self._slots:
             with UPSTREAM.labels(endpoint).time():
                 if method == "POST":
-                    return await self._client.post(f"/api/v1/{endpoint}", data=params)
+                    form = {"content-type": "application/x-www-form-urlencoded"}
+                    return await self._client.post(
+                        f"/api/v1/{endpoint}", content=urlencode(params), headers=form
+                    )
                 return await self._client.get(f"/api/v1/{endpoint}", params=params)
 
     async def pass_through(self, endpoint: str, request: Request) -> Response:
@@ -262,34 +271,38 @@ def _answer(body: bytes, status: int, cache: str, content_type: str | None) -> R
 
 
 def _time_ms(value: str | None) -> int | None:
-    """Prometheus's parseTime: unix seconds (to the millisecond) or RFC 3339."""
+    """Prometheus's parseTime: unix seconds (to the millisecond) or RFC 3339; None for anything
+    else, which then goes to Prometheus as it is, to be answered or refused by Prometheus."""
     if value is None:
         return None
-    try:
-        return int((Decimal(value) * 1000).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
-    except InvalidOperation:
-        pass
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
+    seconds = _decimal(value)
+    if seconds is not None:
+        return int((seconds * 1000).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
+    if not _RFC3339.match(value):
         return None
-    if moment.tzinfo is None:
-        return None
+    moment = datetime.fromisoformat(value)
     return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
 
 
+def _decimal(value: str) -> Decimal | None:
+    """A plain decimal number of seconds (what Go's ParseFloat and Python agree on), else None."""
+    if not _PLAIN_NUMBER.match(value):
+        return None
+    number = Decimal(value)
+    return number if number.is_zero() or number.adjusted() < 12 else None
+
+
 def _step_ms(value: str | None) -> int | None:
-    """A step as seconds (to the millisecond) or a Prometheus duration (1m30s)."""
+    """A step as seconds (to the millisecond) or a Prometheus duration (1m30s, units in order)."""
     if value is None:
         return None
-    try:
-        return int(Decimal(value) * 1000)
-    except InvalidOperation:
-        pass
-    parts = _DURATION_PART.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
+    seconds = _decimal(value)
+    if seconds is not None:
+        return int(seconds * 1000)
+    match = _DURATION.match(value)
+    if not value or not match:
         return None
-    return sum(int(n) * _UNIT_MS[u] for n, u in parts)
+    return sum(int(number) * _UNIT_MS[unit] for unit, number in match.groupdict().items() if number)
 
 
 @asynccontextmanager
@@ -310,6 +323,13 @@ app = FastAPI(
 
 
 app.include_router(questions.router)
+
+
+@app.exception_handler(httpx.TransportError)
+async def _prometheus_unreachable(request: Request, error: httpx.TransportError) -> JSONResponse:
+    url = request.app.state.service.settings.prometheus_url
+    message = f"Prometheus at {url} did not answer: {error!r} (OTEL_KIT_QUERY_PROMETHEUS_URL)"
+    return _refusal(503, "unavailable", message)
 
 
 @app.middleware("http")
@@ -334,8 +354,30 @@ async def _authorized(request: Request, call_next):
     return await call_next(request)
 
 
-@app.api_route("/api/v1/query_range", methods=["GET", "POST"])
+def _parameter(name: str, description: str, required: bool = False) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+_RANGE_DOC = {
+    "parameters": [
+        _parameter("query", "PromQL.", required=True),
+        _parameter("start", "Unix seconds or RFC 3339.", required=True),
+        _parameter("end", "Unix seconds or RFC 3339.", required=True),
+        _parameter("step", "Seconds or a duration (15s, 1m).", required=True),
+        _parameter("timeout", "At most the service's OTEL_KIT_QUERY_TIMEOUT."),
+    ]
+}
+
+
+@app.api_route("/api/v1/query_range", methods=["GET", "POST"], openapi_extra=_RANGE_DOC)
 async def query_range(request: Request) -> Response:
+    """Prometheus's range query, answered from cached extents where it can (X-Cache says how)."""
     return await request.app.state.service.query_range(request)
 
 
@@ -354,7 +396,7 @@ for _endpoint in PASSED_THROUGH:
 
 @app.api_route("/api/v1/label/{name}/values", methods=["GET"])
 async def label_values(name: str, request: Request) -> Response:
-    return await request.app.state.service.pass_through(f"label/{name}/values", request)
+    return await request.app.state.service.pass_through(f"label/{quote(name, safe='')}/values", request)
 
 
 @app.post("/admin/purge")

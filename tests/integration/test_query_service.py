@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pytest
+import schemathesis
 from mirakuru import HTTPExecutor, TCPExecutor
 
 from tests.integration.servers import free_port
@@ -363,3 +365,37 @@ def test_a_bad_keys_file_stops_the_service_naming_the_setting(endpoints: Endpoin
     assert (
         "OTEL_KIT_QUERY_API_KEYS_FILE: key 'short' needs a token of at least 16 characters" in result.stderr
     )
+
+
+def test_no_input_makes_the_service_fail_with_a_server_error(endpoints: Endpoints) -> None:
+    """schemathesis over the OpenAPI, every operation: whatever the parameters, no 5xx of the
+    service's own (Prometheus's own 4xx and 422 answers pass through)."""
+    schema = schemathesis.openapi.from_url(f"{endpoints.service}/openapi.json")
+    checked = []
+    for found in schema.get_all_operations():
+        operation = found.ok()
+
+        @hypothesis.given(case=operation.as_strategy())
+        @hypothesis.settings(
+            max_examples=30, deadline=None, suppress_health_check=list(hypothesis.HealthCheck)
+        )
+        def fuzz(case) -> None:
+            case.call_and_validate(checks=[schemathesis.checks.not_a_server_error])
+
+        fuzz()
+        checked.append(operation.label)
+    assert any("query_range" in label for label in checked), checked
+
+
+def test_prometheus_unreachable_is_a_503_naming_the_setting(tmp_path: Path) -> None:
+    dead, port = f"http://127.0.0.1:{free_port()}", free_port()
+    with _query_service(dead, port, tmp_path / "service.log"):
+        for path, params in [
+            ("query_range", {"query": "up", "start": "1", "end": "60", "step": "15"}),
+            ("labels", {}),
+        ]:
+            answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/{path}", params=params, timeout=30)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["errorType"] == "unavailable"
+            assert f"Prometheus at {dead} did not answer" in answer.json()["error"]
+            assert "OTEL_KIT_QUERY_PROMETHEUS_URL" in answer.json()["error"]
