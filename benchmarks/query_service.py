@@ -30,7 +30,7 @@ import typer
 from benchmarks._common import REPO, console, save
 from tests.integration.servers import free_port
 
-RESULTS = REPO / "benchmarks/results/query-service.json"
+RESULTS = REPO / f"benchmarks/results/query-service-{time.strftime('%Y-%m-%d')}.json"
 STEP = 60
 SERVICES = ("shop", "crm", "mes")
 ROUTES = tuple(f"/route/{n}" for n in range(10))

@@ -170,3 +170,77 @@ async def queues(request: Request) -> list[Queue]:
         )
         for (vhost, queue), found in sorted(figures.items())
     ]
+
+
+class Database(BaseModel):
+    database: str = Field(description="The instance (shop, mes).")
+    connections: float = Field(description="Open sessions (pg_stat_database.numbackends).")
+    size_bytes: float
+    locks_held: float
+    longest_lock_wait_seconds: float = Field(description="The longest a session has waited for a lock now.")
+    deadlocks_per_second: float = Field(description="Deadlocks per second, over the last 5 minutes.")
+
+
+class Bucket(BaseModel):
+    bucket: str
+    size_bytes: float = Field(description="MinIO's usage scanner's figure: minutes behind.")
+    objects: float
+    requests_per_second: float
+    errors_per_second: float = Field(description="4xx and 5xx answers per second, over the last 5 minutes.")
+
+
+async def _by(request: Request, label: str, queries: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Each query's value per value of `label`, missing ones left out."""
+    figures: dict[str, dict[str, float]] = {}
+    for name, query in queries.items():
+        for sample in await _instant(request, query):
+            figures.setdefault(sample["metric"].get(label, ""), {})[name] = _value(sample) or 0.0
+    return figures
+
+
+@router.get("/databases", summary="Each PostgreSQL instance: connections, size, locks, deadlocks")
+async def databases(request: Request) -> list[Database]:
+    selector = '{datname=~"shop|mes"}'
+    figures = await _by(
+        request,
+        "database",
+        {
+            "connections": f"sum by (database) (pg_stat_database_numbackends{selector})",
+            "size_bytes": f"sum by (database) (pg_database_size_bytes{selector})",
+            "locks_held": f"sum by (database) (pg_locks_count{selector})",
+            "longest_lock_wait_seconds": "max by (database) (pg_lock_waits_max_seconds)",
+            "deadlocks_per_second": f"sum by (database) (rate(pg_stat_database_deadlocks{selector}[5m]))",
+        },
+    )
+    fields = ("connections", "size_bytes", "locks_held", "longest_lock_wait_seconds", "deadlocks_per_second")
+    return [
+        Database(database=name, **{f: found.get(f, 0.0) for f in fields})
+        for name, found in sorted(figures.items())
+        if "connections" in found
+    ]
+
+
+@router.get("/s3", summary="Each S3 bucket: size, objects, requests and errors")
+async def s3(request: Request) -> list[Bucket]:
+    figures = await _by(
+        request,
+        "bucket",
+        {
+            "size_bytes": "sum by (bucket) (minio_bucket_usage_total_bytes)",
+            "objects": "sum by (bucket) (minio_bucket_usage_object_total)",
+            "requests_per_second": "sum by (bucket) (rate(minio_bucket_requests_total[5m]))",
+            # Apart: a sum of the two is empty while one of them has no series yet.
+            "4xx": "sum by (bucket) (rate(minio_bucket_requests_4xx_errors_total[5m]))",
+            "5xx": "sum by (bucket) (rate(minio_bucket_requests_5xx_errors_total[5m]))",
+        },
+    )
+    return [
+        Bucket(
+            bucket=name,
+            size_bytes=found.get("size_bytes", 0.0),
+            objects=found.get("objects", 0.0),
+            requests_per_second=found.get("requests_per_second", 0.0),
+            errors_per_second=found.get("4xx", 0.0) + found.get("5xx", 0.0),
+        )
+        for name, found in sorted(figures.items())
+    ]
