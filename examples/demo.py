@@ -84,6 +84,8 @@ an incident:     deploy/local/incident list   (cause one for real; `drill` runs 
 any order:       {otel_kit} trace ORDER_ID   (--json for scripts)
 logs:            {otel_kit} logs --severity error --since 15m   (services, RabbitMQ, PostgreSQL;
                  --order ID, --service NAME, --text WORDS); Elasticsearch: http://127.0.0.1:9200
+query service:   http://127.0.0.1:9095/docs   (RED per route: /v1/services/shop/red; the funnel:
+                 /v1/orders/funnel; Prometheus's API, cached, for Grafana: /api/v1/...)
 stop it all:     deploy/local/stack stop"""
     )
 
