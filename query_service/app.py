@@ -175,12 +175,13 @@ class QueryService:
         oldest = now - self.settings.retention_ms + 2 * 3_600_000
         extents = await self.store.get(key)
         pieces = plan(grid, last, extents, settled, oldest)
-        # The client's timeout, at most the service's own.
-        extra = [
-            ("timeout", prom_json.timestamp(min(_step_ms(v) or 0, int(self.settings.timeout_s * 1000))))
-            for k, v in params
-            if k == "timeout"
-        ]
+        # The client's timeout, at most the service's own; one Prometheus would refuse goes to it.
+        extra = []
+        if "timeout" in given:
+            asked = _step_ms(given["timeout"])
+            if not asked or asked <= 0:
+                raise _Bypass
+            extra = [("timeout", prom_json.timestamp(min(asked, int(self.settings.timeout_s * 1000))))]
         fetched = await asyncio.gather(*(self._piece(key, query, piece, step, extra) for piece in pieces))
         # What the extents held when planned (settled points only: near the retention edge
         # Prometheus may have dropped some), then every piece just fetched.

@@ -176,6 +176,16 @@ def test_answers_are_prometheus_bytes_cold_warm_and_sliding_across_a_day(
     )
 
 
+def test_a_client_timeout_is_kept_and_answered_from_the_cache(endpoints: Endpoints) -> None:
+    params = {
+        "query": "sum(in_flight)",
+        "start": str(endpoints.base + 7000),
+        "end": str(endpoints.base + 9000),
+    }
+    assert same(*both(endpoints, **params, step="30", timeout="30s")) == "miss"
+    assert same(*both(endpoints, **params, step="30", timeout="5m")) == "hit"
+
+
 def test_post_rfc3339_times_and_duration_steps_are_answered_alike(endpoints: Endpoints) -> None:
     start = time.strftime("%Y-%m-%dT%H:%M:%S.250Z", time.gmtime(endpoints.base + 5000))
     end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(endpoints.base + 9000))
@@ -195,6 +205,7 @@ def test_post_rfc3339_times_and_duration_steps_are_answered_alike(endpoints: End
         {"query": "requests_total", "start": "1", "end": "20000000", "step": "1"},  # too many points
         {"query": "requests_total", "start": "yesterday", "end": "20", "step": "1"},
         {"query": "requests_total", "start": "10", "end": "20"},
+        {"query": "requests_total", "start": "10", "end": "20", "step": "1", "timeout": "soon"},
         {"start": "10", "end": "20", "step": "1"},
     ],
 )
