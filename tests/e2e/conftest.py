@@ -82,15 +82,28 @@ def funnel() -> dict[str, float]:
 @pytest.fixture(scope="session")
 def load(shop_url: str, tmp_path_factory: pytest.TempPathFactory) -> Load:
     """70 orders, 5 of each fault, placed by the load generator; waits until each has settled."""
-    before = funnel()
-    out = tmp_path_factory.mktemp("load") / "injected.json"
+    folder = tmp_path_factory.mktemp("load")
+    # The collector drops a span-metrics series idle for 10 minutes (metrics_expiration), and
+    # the funnel, a sum of those counters, drops with it: after the incident drill a step's
+    # series could expire just after its value was read as the start. Two orders first (a
+    # healthy and a rejected one) refresh every step's series; the start is read once the
+    # funnel has stopped moving.
+    _place(shop_url, folder / "warm-up.json", "--orders", "2", "--faults", "reject=1")
+    before = _settled_funnel()
+    injected = _place(
+        shop_url, folder / "injected.json", "--orders", str(ORDERS), "--each-fault", str(EACH_FAULT)
+    )
+    assert len(injected) == ORDERS
+    return Load(injected, before)
+
+
+def _place(shop_url: str, out: Path, *args: str) -> dict[str, str]:
+    """Orders from the load generator, once each has settled; order id -> fault."""
     subprocess.run(
-        [sys.executable, "-m", "examples.loadgen", "--orders", str(ORDERS), "--each-fault", str(EACH_FAULT),
-         "--shop", shop_url, "--out", str(out)],
+        [sys.executable, "-m", "examples.loadgen", *args, "--shop", shop_url, "--out", str(out)],
         cwd=REPO, check=True, capture_output=True,
     )  # fmt: skip
     injected = json.loads(out.read_text())
-    assert len(injected) == ORDERS
 
     def settled() -> bool:
         with httpx.Client(base_url=shop_url, timeout=10) as client:
@@ -100,7 +113,21 @@ def load(shop_url: str, tmp_path_factory: pytest.TempPathFactory) -> Load:
             )
 
     eventually(settled, timeout=120, interval=1)
-    return Load(injected, before)
+    return injected
+
+
+def _settled_funnel() -> dict[str, float]:
+    """The funnel once two reads 12 s apart agree (span metrics flush every 5 s, scrapes every
+    5 s, the recording rules every 10 s)."""
+    previous: dict[str, float] = {}
+
+    def unchanged() -> dict[str, float] | None:
+        nonlocal previous
+        now = funnel()
+        same, previous = now == previous, now
+        return now if same and len(now) == 4 else None
+
+    return eventually(unchanged, timeout=120, interval=12)
 
 
 def otel_kit_cli(*args: str) -> subprocess.CompletedProcess:
