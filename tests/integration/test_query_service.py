@@ -5,6 +5,7 @@ is never cached pass through; identical concurrent requests cost one Prometheus 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -22,7 +23,7 @@ import schemathesis
 from mirakuru import HTTPExecutor, TCPExecutor
 
 from tests.integration.servers import free_port
-from tests.stack_fixtures import REPO
+from tests.stack_fixtures import REPO, start_app
 
 DAY = 86_400
 SERVICES, ROUTES = ("crm", "mes", "shop"), ("/orders", "/customers/{id}", "/a<b>&c")
@@ -97,8 +98,9 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
         yield Endpoints(prometheus_url, f"http://127.0.0.1:{service_port}", base)
 
 
-def _query_service(prometheus: str, port: int, log: Path, **settings: str) -> HTTPExecutor:
-    """`uvicorn query_service.app:app`, as the local stack runs it, on `port`."""
+@contextlib.contextmanager
+def _query_service(prometheus: str, port: int, log: Path, **settings: str) -> Iterator[HTTPExecutor]:
+    """`uvicorn query_service.app:app`, as the local stack runs it, on `port`, while in `with`."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
         "OTEL_KIT_QUERY_PROMETHEUS_URL": prometheus,
@@ -108,16 +110,11 @@ def _query_service(prometheus: str, port: int, log: Path, **settings: str) -> HT
         "OTEL_LOGS_EXPORTER": "none",
         **settings,
     }
-    return HTTPExecutor(
-        [sys.executable, "-m", "uvicorn", "query_service.app:app", "--port", str(port)],
-        url=f"http://127.0.0.1:{port}/health",
-        method="GET",
-        timeout=60,
-        envvars=env,
-        cwd=str(REPO),
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    executor = start_app("query_service.app:app", port, env, log)
+    try:
+        yield executor
+    finally:
+        executor.stop()
 
 
 QUERIES = [
