@@ -108,6 +108,16 @@ def test_red_calls_per_service_route_and_status(run: Run, services: Services) ->
     assert eventually(lambda: prom_value(consumed) - run.before[consumed] == total or None)
 
 
+def test_red_series_name_the_service_not_one_of_its_processes(run: Run) -> None:
+    """A series counts every instance of its service, so it must not carry one instance's
+    identity: with it, a service the collector saw again after an idle spell starts a new
+    series from 0 while the old one lingers, and a sum over both falls when it expires."""
+    series = prom_query('traces_span_metrics_calls_total{service_name="shop"}')
+    assert series
+    per_process = {"service_instance_id", "process_pid", "host_name", "process_command_args"}
+    assert [s["metric"] for s in series if per_process & s["metric"].keys()] == []
+
+
 def test_duration_buckets_are_populated(run: Run) -> None:
     total = OK_ORDERS + CRM_FAILURES
     eventually(lambda: prom_value(SHOP_DURATION_COUNT) - run.before[SHOP_DURATION_COUNT] == total)
