@@ -264,6 +264,8 @@ def servers() -> list[Server]:
             package="Elasticsearch from Maven Central (deploy/local/fetch-elasticsearch.sh)",
             env={
                 "ES_PATH_CONF": str(STATE / "elasticsearch"),
+                # Otherwise a new folder in /tmp on every start, left there.
+                "ES_TMPDIR": str(DATA / "elasticsearch-tmp"),
                 "ES_JAVA_HOME": os.environ.get("ES_JAVA_HOME", _java_home()),
             },
             user=ELASTICSEARCH_USER if os.geteuid() == 0 else None,
@@ -556,7 +558,7 @@ def _prepare_elasticsearch() -> None:
     heap = os.environ.get("OTEL_KIT_ELASTICSEARCH_HEAP", "512m")
     (config / "jvm.options.d").mkdir(exist_ok=True)
     (config / "jvm.options.d" / "heap.options").write_text(f"-Xms{heap}\n-Xmx{heap}\n")
-    for folder in (DATA / "elasticsearch", LOGS / "elasticsearch"):
+    for folder in (DATA / "elasticsearch", DATA / "elasticsearch-tmp", LOGS / "elasticsearch"):
         _owned_folder(folder, ELASTICSEARCH_USER)
     if os.geteuid() == 0:  # it writes its keystore into the config folder
         for path in (config, *config.rglob("*")):
