@@ -5,9 +5,16 @@
     team = "platform"
     requests_per_minute = 600
 
+    [keys.shop-team]
+    token = "another-long-random-string"
+    team = "shop"
+    services = ["shop", "crm"]   # this key sees only series with these service_name values
+
 With no file every request is served (a service on loopback, as in the local stack). With one,
 every /api and /v1 request needs `Authorization: Bearer <token>`: 401 without a known token,
-429 with Retry-After past the key's rate (a token bucket holding a minute's worth).
+429 with Retry-After past the key's rate (a token bucket holding a minute's worth). A key with
+`services` reads Prometheus through prom-label-proxy (OTEL_KIT_QUERY_LABEL_PROXY_URL), which
+adds `service_name=~"shop|crm"` to every selector of its queries.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from starlette.requests import Request
+
 from query_service.settings import SettingError
 
 
@@ -25,6 +34,7 @@ class Key:
     name: str
     team: str
     requests_per_minute: int
+    services: tuple[str, ...] | None = None  # None: every series
     _tokens: float = field(default=0.0, repr=False)
     _at: float = field(default_factory=time.monotonic, repr=False)
 
@@ -43,7 +53,7 @@ class Key:
         return (1 - self._tokens) / rate
 
 
-def load_keys(path: str | None) -> dict[str, Key] | None:
+def load_keys(path: str | None, label_proxy_url: str | None = None) -> dict[str, Key] | None:
     """Token -> key, or None when no file is set (no authentication)."""
     if not path:
         return None
@@ -63,9 +73,31 @@ def load_keys(path: str | None) -> dict[str, Key] | None:
             raise SettingError(
                 f"{setting}: key {name!r}: requests_per_minute={rate!r}: expected a whole number >= 1"
             )
+        services = entry.get("services")
+        if services is not None:
+            if (
+                not isinstance(services, list)
+                or not services
+                or not all(isinstance(service, str) and service for service in services)
+            ):
+                raise SettingError(
+                    f"{setting}: key {name!r}: services={services!r}: expected a list of service names"
+                )
+            if not label_proxy_url:
+                raise SettingError(
+                    f"{setting}: key {name!r} is limited to services {services}, which needs "
+                    "OTEL_KIT_QUERY_LABEL_PROXY_URL (a prom-label-proxy with -label=service_name "
+                    "-header-name=X-Otel-Kit-Services in front of Prometheus)"
+                )
+            services = tuple(sorted(set(services)))
         if token in keys:
             raise SettingError(f"{setting}: keys {keys[token].name!r} and {name!r} have the same token")
-        keys[token] = Key(name, team, rate)
+        keys[token] = Key(name, team, rate, services)
     if not keys:
         raise SettingError(f"{setting}={path!r}: no [keys.NAME] table in it")
     return keys
+
+
+def services_of(request: Request) -> tuple[str, ...] | None:
+    """The services the request's key is limited to, or None: every series."""
+    return getattr(request.state, "services", None)

@@ -25,13 +25,23 @@ import otel_kit
 otel_kit.init("query-service")
 
 import httpx  # noqa: E402 - after init, so the calls to Prometheus are traced
+from cachetools import TTLCache  # noqa: E402
 from fastapi import FastAPI, Request, Response  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest  # noqa: E402
 
 from query_service import prom_json, questions  # noqa: E402
-from query_service.access import load_keys  # noqa: E402
-from query_service.extents import Extent, Grid, Piece, label_order, merge, plan, points_between  # noqa: E402
+from query_service.access import load_keys, services_of  # noqa: E402
+from query_service.extents import (  # noqa: E402
+    Extent,
+    Grid,
+    Piece,
+    fresh_run,
+    label_order,
+    merge,
+    plan,
+    points_between,
+)
 from query_service.settings import Settings  # noqa: E402
 from query_service.store import MemoryStore, RedisStore  # noqa: E402
 
@@ -48,6 +58,11 @@ PASSED_THROUGH = (
     "alerts",
     "rules",
 )
+# What prom-label-proxy serves, with the team's services enforced; for a key limited to some
+# services the rest either holds no series (format_query, buildinfo: to Prometheus) or is refused.
+_ENFORCED = ("query", "query_range", "series", "labels", "query_exemplars", "rules", "alerts")
+_NO_SERIES = ("format_query", "status/buildinfo")
+SERVICES_HEADER = "X-Otel-Kit-Services"
 # A query whose points can depend on data after their own time: never cached.
 _UNCACHEABLE = re.compile(r"@\s*(start|end)\s*\(|@\s*-?[0-9]|offset\s+-")
 # Prometheus's duration: each unit once, in this order (model.ParseDuration).
@@ -67,7 +82,12 @@ _UNIT_MS = {
     "y": 31_536_000_000,
 }
 
-ANSWERS = Counter("query_service_answers", "Range-query answers by how the cache served them.", ["cache"])
+ANSWERS = Histogram(
+    "query_service_answer_duration_seconds",
+    "Range-query answers by how the cache served them, and how long each took in the service.",
+    ["cache"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
+)
 UPSTREAM = Histogram(
     "query_service_prometheus_query_duration_seconds", "Queries sent to Prometheus.", ["endpoint"]
 )
@@ -102,40 +122,73 @@ class QueryService:
             else MemoryStore(settings.cache_bytes)
         )
         self._client = httpx.AsyncClient(base_url=settings.prometheus_url, timeout=settings.timeout_s)
+        self._proxy = (
+            httpx.AsyncClient(base_url=settings.label_proxy_url, timeout=settings.timeout_s)
+            if settings.label_proxy_url
+            else None
+        )
         self._slots = asyncio.Semaphore(settings.max_concurrent_queries)
         self._in_flight: dict[tuple, asyncio.Future] = {}
+        # key -> the fresh tail last fetched for it, while it may answer other requests.
+        self._tails: TTLCache[str, Extent] = TTLCache(4096, max(settings.tail_share_ms, 1) / 1000)
         self._canonical: dict[str, str | None] = {}
 
     async def close(self) -> None:
         await self._client.aclose()
+        if self._proxy is not None:
+            await self._proxy.aclose()
         if isinstance(self.store, RedisStore):
             await self.store.close()
 
-    async def prometheus(self, endpoint: str, method: str, params: list[tuple[str, str]]) -> httpx.Response:
+    async def purge(self) -> int:
+        """Forget every extent and shared tail; the number of keys the store held."""
+        self._tails.clear()
+        return await self.store.purge()
+
+    async def prometheus(
+        self,
+        endpoint: str,
+        method: str,
+        params: list[tuple[str, str]],
+        services: tuple[str, ...] | None = None,
+    ) -> httpx.Response:
+        """Prometheus's answer; with `services`, through prom-label-proxy, which limits every
+        selector of the request to those service_name values."""
+        client, headers = self._client, []
+        if services is not None and not endpoint.startswith(_NO_SERIES):
+            if self._proxy is None or not endpoint.startswith((*_ENFORCED, "label/")):
+                message = f"/api/v1/{endpoint} is not served to a key limited to services"
+                raise Refused(403, "forbidden", message)
+            client, headers = self._proxy, [(SERVICES_HEADER, service) for service in services]
+        url = f"/api/v1/{endpoint}"
+        # label/NAME/values counts as one endpoint: the label name is the client's input.
         async with self._slots:
-            with UPSTREAM.labels(endpoint).time():
+            with UPSTREAM.labels("label" if endpoint.startswith("label/") else endpoint).time():
                 if method == "POST":
-                    form = {"content-type": "application/x-www-form-urlencoded"}
-                    return await self._client.post(
-                        f"/api/v1/{endpoint}", content=urlencode(params), headers=form
-                    )
-                return await self._client.get(f"/api/v1/{endpoint}", params=params)
+                    headers.append(("content-type", "application/x-www-form-urlencoded"))
+                    return await client.post(url, content=urlencode(params), headers=headers)
+                return await client.get(url, params=params, headers=headers)
 
     async def pass_through(self, endpoint: str, request: Request) -> Response:
         params = await _params(request)
-        upstream = await self.prometheus(endpoint, request.method, params)
+        try:
+            upstream = await self.prometheus(endpoint, request.method, params, services_of(request))
+        except Refused as refused:
+            return _refusal(refused.status, refused.error_type, str(refused))
         return _answer(upstream.content, upstream.status_code, "bypass", upstream.headers.get("content-type"))
 
     async def query_range(self, request: Request) -> Response:
+        began = time.perf_counter()
         params = await _params(request)
         try:
-            body, status = await self._cached_range(dict(params), params)
+            body, status = await self._cached_range(dict(params), params, services_of(request))
         except Refused as refused:
             return _refusal(refused.status, refused.error_type, str(refused))
         except _Bypass:
-            ANSWERS.labels("bypass").inc()
-            return await self.pass_through("query_range", request)
-        ANSWERS.labels(status).inc()
+            answer = await self.pass_through("query_range", request)
+            ANSWERS.labels("bypass").observe(time.perf_counter() - began)
+            return answer
+        ANSWERS.labels(status).observe(time.perf_counter() - began)
         return _answer(body, 200, status, "application/json")
 
     def _check_range(self, start: int, end: int) -> None:
@@ -149,7 +202,9 @@ class QueryService:
                 "(OTEL_KIT_QUERY_MAX_RANGE); ask for a shorter range",
             )
 
-    async def _cached_range(self, given: dict[str, str], params: list[tuple[str, str]]) -> tuple[bytes, str]:
+    async def _cached_range(
+        self, given: dict[str, str], params: list[tuple[str, str]], services: tuple[str, ...] | None
+    ) -> tuple[bytes, str]:
         query = given.get("query")
         names = [name for name, _ in params]
         if query is None or len(names) != len(set(names)) or not set(names) <= _RANGE_PARAMETERS:
@@ -170,6 +225,8 @@ class QueryService:
         grid = Grid(start, step)
         last = grid.last_point(end)
         key = f"{canonical}\x00{step}\x00{start % step}"
+        if services is not None:  # what a team's key sees is its own
+            key = f"{','.join(services)}\x00{key}"
         now = int(time.time() * 1000)
         settled = now - self.settings.freshness_ms
         oldest = now - self.settings.retention_ms + 2 * 3_600_000
@@ -178,17 +235,31 @@ class QueryService:
         # The client's timeout, at most the service's own; one Prometheus would refuse goes to it.
         extra = []
         if "timeout" in given:
-            asked = _step_ms(given["timeout"])
-            if not asked or asked <= 0:
+            timeout = _step_ms(given["timeout"])
+            if not timeout or timeout <= 0:
                 raise _Bypass
-            extra = [("timeout", prom_json.timestamp(min(asked, int(self.settings.timeout_s * 1000))))]
-        fetched = await asyncio.gather(*(self._piece(key, query, piece, step, extra) for piece in pieces))
+            extra = [("timeout", prom_json.timestamp(min(timeout, int(self.settings.timeout_s * 1000))))]
+        fresh = fresh_run(grid, settled, now)
+        answers = await asyncio.gather(
+            *(
+                self._tail(
+                    key, query, Piece(fresh.first, max(fresh.last, piece.last), False), step, extra, services
+                )
+                if piece.first > settled
+                else self._piece(key, query, piece, step, extra, services)
+                for piece in pieces
+            )
+        )
         # What the extents held when planned (settled points only: near the retention edge
-        # Prometheus may have dropped some), then every piece just fetched.
-        found = points_between(extents, max(start, oldest), min(last, settled))
-        for extent in fetched:
+        # Prometheus may have dropped some), then each piece's points, fetched or shared.
+        found = points_between(extents, grid, max(start, oldest), min(last, settled))
+        asked = 0
+        for piece, (extent, fetched) in zip(pieces, answers, strict=True):
+            asked += fetched * ((piece.last - piece.first) // step + 1)
             for m, (labels, points) in extent.series.items():
-                found.setdefault(m, (labels, {}))[1].update(points)
+                inside = {ms: v for ms, v in points.items() if piece.first <= ms <= piece.last}
+                if inside:
+                    found.setdefault(m, (labels, {}))[1].update(inside)
         if len(found) > self.settings.max_series:
             raise Refused(
                 422,
@@ -197,9 +268,8 @@ class QueryService:
                 f"{self.settings.max_series} (OTEL_KIT_QUERY_MAX_SERIES); aggregate (sum by) or select fewer",
             )
         series = sorted(found.items(), key=lambda item: label_order(item[1][0]))
-        body = prom_json.matrix((m, sorted(points.items())) for m, (_, points) in series)
+        body = prom_json.matrix((m, [points[ms] for ms in sorted(points)]) for m, (_, points) in series)
         wanted = (last - start) // step + 1
-        asked = sum((piece.last - piece.first) // step + 1 for piece in pieces)
         return body, "hit" if asked == 0 else "miss" if asked == wanted else "partial"
 
     async def _canonical_query(self, query: str) -> str | None:
@@ -211,19 +281,35 @@ class QueryService:
                 self._canonical.pop(next(iter(self._canonical)))
         return self._canonical[query]
 
-    async def _piece(self, key: str, query: str, piece: Piece, step: int, extra: list) -> Extent:
-        """The points of one run from Prometheus; identical runs asked at once are fetched once."""
+    async def _tail(
+        self, key: str, query: str, tail: Piece, step: int, extra: list, services: tuple[str, ...] | None
+    ) -> tuple[Extent, bool]:
+        """The fresh points of a key: fetched for one request, shared with the others of the next
+        OTEL_KIT_QUERY_TAIL_SHARE, so N dashboards refreshing the same panel cost one query."""
+        shared = self._tails.get(key)
+        if shared is not None and shared.first <= tail.first and tail.last <= shared.last:
+            return shared, False
+        extent, fetched = await self._piece(key, query, tail, step, extra, services)
+        if self.settings.tail_share_ms:
+            self._tails[key] = extent
+        return extent, fetched
+
+    async def _piece(
+        self, key: str, query: str, piece: Piece, step: int, extra: list, services: tuple[str, ...] | None
+    ) -> tuple[Extent, bool]:
+        """The points of one run from Prometheus, and whether this request asked for them:
+        identical runs asked at once are fetched once."""
         flight = (key, piece.first, piece.last)
         if flight in self._in_flight:
-            return await asyncio.shield(self._in_flight[flight])
+            return await asyncio.shield(self._in_flight[flight]), False
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._in_flight[flight] = future
         try:
-            extent = await self._fetch(query, piece, step, extra)
+            extent = await self._fetch(query, piece, step, extra, services)
             if piece.storable:  # stored before the flight ends: a request planned after sees it
                 await self.store.put(key, merge(await self.store.get(key), extent, step))
             future.set_result(extent)
-            return extent
+            return extent, True
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: no "never retrieved" warning when nobody waits
@@ -231,7 +317,9 @@ class QueryService:
         finally:
             del self._in_flight[flight]
 
-    async def _fetch(self, query: str, piece: Piece, step: int, extra: list) -> Extent:
+    async def _fetch(
+        self, query: str, piece: Piece, step: int, extra: list, services: tuple[str, ...] | None
+    ) -> Extent:
         params = [
             ("query", query),
             ("start", prom_json.timestamp(piece.first)),
@@ -239,7 +327,7 @@ class QueryService:
             ("step", prom_json.timestamp(step)),
             *extra,
         ]
-        response = await self.prometheus("query_range", "GET", params)
+        response = await self.prometheus("query_range", "GET", params, services)
         if response.status_code != 200:
             raise _Bypass
         answer = json.loads(response.content, parse_float=str, parse_int=str)
@@ -255,7 +343,11 @@ class QueryService:
                 encoded = prom_json.metric(series["metric"])
             except prom_json.NotReproducible:
                 raise _Bypass from None
-            extent.series[encoded] = (labels, {prom_json.parse_timestamp(t): v for t, v in series["values"]})
+            # Each point encoded once, here: a hit only joins them.
+            extent.series[encoded] = (
+                labels,
+                {(ms := prom_json.parse_timestamp(t)): prom_json.point(ms, v) for t, v in series["values"]},
+            )
             UPSTREAM_POINTS.inc(len(series["values"]))
         return extent
 
@@ -309,7 +401,7 @@ def _step_ms(value: str | None) -> int | None:
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
     settings = Settings.from_env()
-    app.state.keys = load_keys(settings.api_keys_file)
+    app.state.keys = load_keys(settings.api_keys_file, settings.label_proxy_url)
     service = QueryService(settings)
     app.state.service = service
     yield
@@ -328,9 +420,11 @@ app.include_router(questions.router)
 
 @app.exception_handler(httpx.TransportError)
 async def _prometheus_unreachable(request: Request, error: httpx.TransportError) -> JSONResponse:
-    url = request.app.state.service.settings.prometheus_url
-    message = f"Prometheus at {url} did not answer: {error!r} (OTEL_KIT_QUERY_PROMETHEUS_URL)"
-    return _refusal(503, "unavailable", message)
+    settings = request.app.state.service.settings
+    what, url, setting = "Prometheus", settings.prometheus_url, "OTEL_KIT_QUERY_PROMETHEUS_URL"
+    if settings.label_proxy_url and str(error.request.url).startswith(settings.label_proxy_url):
+        what, url, setting = "prom-label-proxy", settings.label_proxy_url, "OTEL_KIT_QUERY_LABEL_PROXY_URL"
+    return _refusal(503, "unavailable", f"{what} at {url} did not answer: {error!r} ({setting})")
 
 
 @app.middleware("http")
@@ -352,6 +446,7 @@ async def _authorized(request: Request, call_next):
             f"key {key.name!r} is over its {key.requests_per_minute} requests a minute; retry in {wait:.1f} s"
         )
         return _refusal(429, "too_many_requests", message, {"Retry-After": str(max(1, round(wait)))})
+    request.state.services = key.services
     return await call_next(request)
 
 
@@ -401,9 +496,11 @@ async def label_values(name: str, request: Request) -> Response:
 
 
 @app.post("/admin/purge")
-async def purge(request: Request) -> dict:
-    """Forget every cached extent."""
-    return {"purged_keys": await request.app.state.service.store.purge()}
+async def purge(request: Request) -> Response:
+    """Forget every cached extent (not for a key limited to services: the cache is everyone's)."""
+    if services_of(request) is not None:
+        return _refusal(403, "forbidden", "a key limited to services cannot purge the shared cache")
+    return JSONResponse({"purged_keys": await request.app.state.service.purge()})
 
 
 @app.get("/health")

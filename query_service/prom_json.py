@@ -53,10 +53,14 @@ def parse_timestamp(text: str) -> int:
     return sign * (abs(int(seconds)) * 1000 + int((fraction + "000")[:3]))
 
 
-def matrix(series: Iterable[tuple[str, Iterable[tuple[int, str]]]]) -> bytes:
-    """A successful range-query answer from (encoded metric, [(ms, value text)]) in order."""
+def point(ms: int, value: str) -> str:
+    """One sample of a range-query answer: [time, "value as Prometheus sent it"]."""
+    return f'[{timestamp(ms)},"{value}"]'
+
+
+def matrix(series: Iterable[tuple[str, Iterable[str]]]) -> bytes:
+    """A successful range-query answer from (encoded metric, [encoded point]) in order."""
     parts = []
     for encoded_metric, points in series:
-        values = ",".join(f'[{timestamp(ms)},"{value}"]' for ms, value in points)
-        parts.append(f'{{"metric":{encoded_metric},"values":[{values}]}}')
+        parts.append(f'{{"metric":{encoded_metric},"values":[{",".join(points)}]}}')
     return ('{"status":"success","data":{"resultType":"matrix","result":[' + ",".join(parts) + "]}}").encode()

@@ -12,6 +12,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from query_service.access import services_of
+
 router = APIRouter(prefix="/v1", tags=["popular questions"])
 
 
@@ -58,7 +60,7 @@ class Queue(BaseModel):
 
 async def _instant(request: Request, query: str) -> list[dict[str, Any]]:
     service = request.app.state.service
-    response = await service.prometheus("query", "GET", [("query", query)])
+    response = await service.prometheus("query", "GET", [("query", query)], services_of(request))
     answer = response.json()
     if response.status_code != 200 or answer.get("status") != "success":
         raise HTTPException(
@@ -136,7 +138,7 @@ async def funnel(request: Request) -> Funnel:
 @router.get("/alerts", summary="What is firing now")
 async def alerts(request: Request) -> list[Alert]:
     service = request.app.state.service
-    response = await service.prometheus("alerts", "GET", [])
+    response = await service.prometheus("alerts", "GET", [], services_of(request))
     firing = [a for a in response.json()["data"]["alerts"] if a["state"] == "firing"]
     return [
         Alert(

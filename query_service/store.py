@@ -18,19 +18,20 @@ _log = logging.getLogger("query_service")
 
 
 class MemoryStore:
-    """Extents per key, serialized (so that the bound counts real bytes); least recently used go first."""
+    """Extents per key, as objects (a hit decodes nothing), bounded by their estimated bytes;
+    least recently used go first. Nobody changes an extent once stored: merge() copies."""
 
     def __init__(self, max_bytes: int) -> None:
-        self._cache: LRUCache[str, bytes] = LRUCache(maxsize=max_bytes, getsizeof=len)
+        self._cache: LRUCache[str, list[Extent]] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda extents: sum(e.size() for e in extents)
+        )
 
     async def get(self, key: str) -> list[Extent]:
-        data = self._cache.get(key)
-        return loads(data) if data is not None else []
+        return self._cache.get(key, [])
 
     async def put(self, key: str, extents: list[Extent]) -> None:
-        data = dumps(extents)
-        if len(data) <= self._cache.maxsize:  # larger than the whole cache: not kept
-            self._cache[key] = data
+        if sum(e.size() for e in extents) <= self._cache.maxsize:  # larger than the whole cache: not kept
+            self._cache[key] = extents
 
     async def purge(self) -> int:
         count = len(self._cache)
@@ -39,12 +40,12 @@ class MemoryStore:
 
 
 class RedisStore:
-    """Extents in Redis under otel-kit-query:<sha256 of the key>, expiring with Prometheus's retention.
+    """Extents in Redis under otel-kit-query:2:<sha256 of the key>, expiring with Prometheus's retention.
 
     Size Redis with maxmemory and `maxmemory-policy allkeys-lru` (docs/query-service.md).
     """
 
-    PREFIX = "otel-kit-query:"
+    PREFIX = "otel-kit-query:2:"  # 2: points stored encoded (prom_json.point)
 
     def __init__(self, url: str, ttl_ms: int) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)

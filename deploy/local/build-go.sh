@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build a pinned Go binary of the local stack from its module: jaeger | minio | otelcol, and
-# telemetrygen (the load generator benchmarks/stack.py drives the collector with).
+# Build a pinned Go binary of the local stack from its module: jaeger | minio | otelcol |
+# prom-label-proxy (the query service's per-team label enforcement), and telemetrygen (the load generator benchmarks/stack.py drives the collector with).
 # Binaries, sources and Go caches live in a cache folder outside the repo; a build is reused
 # while its pin is unchanged. Prints the binary's path on its last line.
 set -euo pipefail
@@ -54,6 +54,18 @@ case "${1:-}" in
   otelcol)
     binary=$(bash "$here/../../collector/build.sh" | tail -n 1)
     ;;
+  prom-label-proxy)
+    version="v0.11.1"
+    binary="$cache/bin/prom-label-proxy-$version"
+    if [ ! -x "$binary" ]; then
+      need_go prom-label-proxy
+      echo "==> building prom-label-proxy $version" >&2
+      mkdir -p "$cache/bin/prom-label-proxy-build"
+      GOBIN="$cache/bin/prom-label-proxy-build" go install -trimpath -ldflags="-s -w" \
+        "github.com/prometheus-community/prom-label-proxy@$version" >&2
+      mv "$cache/bin/prom-label-proxy-build/prom-label-proxy" "$binary"
+    fi
+    ;;
   telemetrygen)
     version="v0.157.0"  # the collector's release line
     binary="$cache/bin/telemetrygen-$version"
@@ -67,7 +79,7 @@ case "${1:-}" in
     fi
     ;;
   *)
-    echo "usage: $0 jaeger|minio|otelcol|telemetrygen" >&2
+    echo "usage: $0 jaeger|minio|otelcol|prom-label-proxy|telemetrygen" >&2
     exit 2
     ;;
 esac

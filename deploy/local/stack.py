@@ -44,6 +44,7 @@ MINIO_USER, MINIO_PASSWORD = "otelkit", "otelkit-local-only"  # a local dev stac
 S3_SERVICE_USER, S3_SERVICE_SECRET = "mes-service", "mes-service-local-only"
 PAGERDUTY_PORT = 9094
 QUERY_SERVICE_PORT = 9095
+LABEL_PROXY_PORT = 9096  # the query service's per-team view of Prometheus (prom-label-proxy)
 ELASTICSEARCH_PORT = 9200
 ELASTICSEARCH = f"http://127.0.0.1:{ELASTICSEARCH_PORT}"
 ELASTICSEARCH_USER = "elasticsearch"  # Elasticsearch refuses to run as root
@@ -352,6 +353,24 @@ def servers() -> list[Server]:
             urls=(f"http://127.0.0.1:{PAGERDUTY_PORT}/events (the pages Alertmanager sent)",),
         ),
         Server(
+            # Rewrites each query of a team's key to the team's services (service_name), as the
+            # query service asks it to; the query service is the only client.
+            name="prom-label-proxy",
+            command=[
+                _binary("OTEL_KIT_LABEL_PROXY_BIN"),
+                "-label=service_name",
+                "-header-name=X-Otel-Kit-Services",
+                "-upstream=http://127.0.0.1:9090",
+                f"-insecure-listen-address=127.0.0.1:{LABEL_PROXY_PORT}",
+                f"-internal-listen-address=127.0.0.1:{LABEL_PROXY_PORT + 1}",
+                "-enable-label-apis",
+                "-error-on-replace",  # a query naming another team's service is refused, not rewritten
+            ],
+            ports={"http": LABEL_PROXY_PORT, "internal": LABEL_PROXY_PORT + 1},
+            ready=_http_ok(f"http://127.0.0.1:{LABEL_PROXY_PORT + 1}/metrics"),
+            package="prom-label-proxy from its Go module (deploy/local/build-go.sh prom-label-proxy)",
+        ),
+        Server(
             name="query-service",  # Prometheus's query API, cached (query_service/)
             command=[
                 sys.executable,
@@ -366,6 +385,7 @@ def servers() -> list[Server]:
             package="this repository's virtualenv (deploy/local/stack installs it)",
             env={
                 "OTEL_KIT_QUERY_PROMETHEUS_URL": "http://127.0.0.1:9090",
+                "OTEL_KIT_QUERY_LABEL_PROXY_URL": f"http://127.0.0.1:{LABEL_PROXY_PORT}",
                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",  # traced like any service
                 "OTEL_METRICS_EXPORTER": "none",  # its own /metrics has the cache's figures
             },

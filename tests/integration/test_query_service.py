@@ -256,6 +256,26 @@ def test_identical_concurrent_requests_cost_one_prometheus_query(endpoints: Endp
     assert _upstream_range_queries(endpoints) - before == 1
 
 
+def test_dashboards_refreshing_one_panel_share_its_fresh_tail(endpoints: Endpoints) -> None:
+    """Five dashboards on one panel, each refreshing at its own moment: the first asks Prometheus
+    for the settled part and the fresh tail, the others find both in the service."""
+    step = 15
+    # The ends below are in the past, and their last point is fresh (OTEL_KIT_QUERY_FRESHNESS, 1m).
+    grid_point = (int(time.time()) - 5) // step * step
+    # The data ended at midnight; `or vector(0)` gives the fresh points values all the same.
+    query = "sum(in_flight) or vector(0)"
+
+    def ask(end: int) -> str:
+        params = {"query": query, "start": str(grid_point - 3 * 3600), "end": str(end), "step": str(step)}
+        return same(*both(endpoints, **params))
+
+    before = _upstream_range_queries(endpoints)
+    assert ask(grid_point + 1) == "miss"
+    first = _upstream_range_queries(endpoints) - before
+    assert [ask(grid_point + k) for k in (2, 3, 4, 5)] == ["hit"] * 4
+    assert _upstream_range_queries(endpoints) - before == first
+
+
 def test_passed_through_apis_answer_as_prometheus_and_admin_is_not_served(endpoints: Endpoints) -> None:
     for path, params in [
         ("query", {"query": "sum(requests_total)", "time": str(endpoints.base + DAY)}),
@@ -361,6 +381,74 @@ def test_keys_rate_limits_and_limits_are_refused_naming_the_setting(
         assert "over its 3 requests a minute" in limited.json()["error"]
 
 
+@pytest.fixture(scope="module")
+def label_proxy(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """prom-label-proxy in front of the test Prometheus, as the local stack runs it, but on this
+    data's `service` label (the stack's is service_name)."""
+    built = subprocess.run(
+        ["bash", str(REPO / "deploy/local/build-go.sh"), "prom-label-proxy"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    port, internal = free_port(), free_port()
+    log = tmp_path_factory.mktemp("label-proxy") / "proxy.log"
+    proxy = HTTPExecutor(
+        [
+            built.stdout.strip().splitlines()[-1], "-label=service", "-header-name=X-Otel-Kit-Services",
+            f"-upstream={endpoints.prometheus}", f"-insecure-listen-address=127.0.0.1:{port}",
+            f"-internal-listen-address=127.0.0.1:{internal}", "-enable-label-apis", "-error-on-replace",
+        ],
+        url=f"http://127.0.0.1:{internal}/metrics", timeout=30,
+        stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    with proxy:
+        yield f"http://127.0.0.1:{port}"
+
+
+def test_a_team_key_sees_only_its_services_series(
+    endpoints: Endpoints, label_proxy: str, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys.toml"
+    keys.write_text(
+        '[keys.platform]\ntoken = "platform-token-0123456789"\nteam = "platform"\n'
+        '[keys.shop]\ntoken = "shop-team-token-0123456789"\nteam = "shop"\nservices = ["shop"]\n'
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    platform = {"Authorization": "Bearer platform-token-0123456789"}
+    shop = {"Authorization": "Bearer shop-team-token-0123456789"}
+    window = {"start": str(endpoints.base + 3000), "end": str(endpoints.base + 9000), "step": "60"}
+    query = "sum by (service) (rate(requests_total[5m]))"
+
+    def direct(promql: str) -> bytes:
+        params = {**window, "query": promql}
+        return httpx.get(f"{endpoints.prometheus}/api/v1/query_range", params=params, timeout=30).content
+
+    settings = {"OTEL_KIT_QUERY_API_KEYS_FILE": str(keys), "OTEL_KIT_QUERY_LABEL_PROXY_URL": label_proxy}
+    with _query_service(endpoints.prometheus, port, tmp_path / "service.log", **settings):
+        url = f"{base}/api/v1/query_range"
+        everyone = httpx.get(url, params={**window, "query": query}, headers=platform, timeout=30)
+        assert everyone.content == direct(query)
+        # Cached for the platform key; the shop key's answer is its own, cold and warm.
+        own = 'sum by (service) (rate(requests_total{service="shop"}[5m]))'
+        for cache in ("miss", "hit"):
+            answer = httpx.get(url, params={**window, "query": query}, headers=shop, timeout=30)
+            assert (answer.headers["x-cache"], answer.content) == (cache, direct(own))
+        other = httpx.get(url, params={**window, "query": 'requests_total{service="mes"}'}, headers=shop)
+        assert other.status_code == 400
+        assert "conflicting label matcher" in other.json()["error"]
+        series = httpx.get(f"{base}/api/v1/series", params={"match[]": "requests_total"}, headers=shop)
+        assert {s["service"] for s in series.json()["data"]} == {"shop"}
+        values = httpx.get(f"{base}/api/v1/label/service/values", headers=shop)
+        assert values.json()["data"] == ["shop"]
+        at_end = {"query": "count(in_flight)", "time": window["end"]}
+        instant = httpx.get(f"{base}/api/v1/query", params=at_end, headers=shop)
+        assert instant.json()["data"]["result"][0]["value"][1] == "3"  # shop's three routes
+        metadata = httpx.get(f"{base}/api/v1/metadata", headers=shop)
+        purge = httpx.post(f"{base}/admin/purge", headers=shop)
+        assert (metadata.status_code, purge.status_code) == (403, 403)
+        assert httpx.post(f"{base}/admin/purge", headers=platform).status_code == 200
+
+
 def test_a_bad_keys_file_stops_the_service_naming_the_setting(endpoints: Endpoints, tmp_path: Path) -> None:
     keys = tmp_path / "keys.toml"
     keys.write_text('[keys.short]\ntoken = "short"\nteam = "platform"\n')
@@ -372,6 +460,14 @@ def test_a_bad_keys_file_stops_the_service_naming_the_setting(endpoints: Endpoin
     assert result.returncode != 0
     assert (
         "OTEL_KIT_QUERY_API_KEYS_FILE: key 'short' needs a token of at least 16 characters" in result.stderr
+    )
+    keys.write_text('[keys.shop]\ntoken = "shop-team-token-0123456789"\nteam = "shop"\nservices = ["shop"]\n')
+    result = subprocess.run(
+        [sys.executable, "-c", start], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "key 'shop' is limited to services ['shop'], which needs OTEL_KIT_QUERY_LABEL_PROXY_URL" in (
+        result.stderr
     )
 
 

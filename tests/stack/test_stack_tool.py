@@ -56,7 +56,12 @@ def test_a_stack_folder_other_users_cannot_enter_is_refused_naming_the_setting(t
         "OTEL_KIT_STACK_DIR": str(closed / "stack"),
         **{
             name: "/bin/true"
-            for name in ("OTEL_KIT_MINIO_BIN", "OTEL_KIT_JAEGER_BIN", "OTEL_KIT_OTELCOL_BIN")
+            for name in (
+                "OTEL_KIT_MINIO_BIN",
+                "OTEL_KIT_JAEGER_BIN",
+                "OTEL_KIT_OTELCOL_BIN",
+                "OTEL_KIT_LABEL_PROXY_BIN",
+            )
         },
         "OTEL_KIT_ELASTICSEARCH_HOME": str(closed / "es"),
     }

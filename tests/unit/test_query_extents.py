@@ -7,7 +7,7 @@ import json
 import pytest
 
 from query_service import prom_json
-from query_service.extents import Extent, Grid, Piece, dumps, loads, merge, plan, points_between
+from query_service.extents import Extent, Grid, Piece, dumps, fresh_run, loads, merge, plan, points_between
 
 STEP = 10_000
 
@@ -46,7 +46,7 @@ def test_merged_extents_join_when_they_touch_on_the_grid() -> None:
     assert [(e.first, e.last) for e in joined] == [(0, 50_000)]
     apart = merge(joined, extent(70_000, 80_000), STEP)
     assert [(e.first, e.last) for e in apart] == [(0, 50_000), (70_000, 80_000)]
-    found = points_between(apart, 10_000, 75_000)
+    found = points_between(apart, Grid(0, STEP), 10_000, 75_000)
     assert sorted(found['{"a":"b"}'][1]) == [10_000, 20_000, 30_000, 40_000, 50_000, 70_000]
     assert loads(dumps(apart))[1].series == apart[1].series
 
@@ -74,8 +74,22 @@ def test_labels_are_escaped_as_go_does_and_unsure_ones_refused() -> None:
 
 
 def test_a_matrix_is_compact_json_in_prometheus_s_key_order() -> None:
-    body = prom_json.matrix([('{"a":"b"}', [(1000, "1"), (1500, "NaN")])])
+    body = prom_json.matrix([('{"a":"b"}', [prom_json.point(1000, "1"), prom_json.point(1500, "NaN")])])
     expected = b'{"status":"success","data":{"resultType":"matrix","result":'
     expected += b'[{"metric":{"a":"b"},"values":[[1,"1"],[1.500,"NaN"]]}]}}'
     assert body == expected
     assert json.loads(body)["data"]["result"][0]["values"][1] == [1.5, "NaN"]
+
+
+@pytest.mark.parametrize("start", [0, 3_000, 95_000, 1_000_000])
+@pytest.mark.parametrize("settled", [40_000, 41_000, 49_999])
+def test_the_fresh_run_is_the_same_for_every_start_of_a_key(start: int, settled: int) -> None:
+    now = 73_500
+    run = fresh_run(Grid(start, STEP), settled, now)
+    # On the key's grid (start's residue), the first point after settled, the last up to now.
+    assert run.first % STEP == start % STEP
+    assert run.last % STEP == start % STEP
+    assert settled < run.first <= settled + STEP
+    assert run.last <= now < run.last + STEP
+    assert not run.storable
+    assert run == fresh_run(Grid(start % STEP, STEP), settled, now)
