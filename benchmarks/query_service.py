@@ -141,6 +141,7 @@ def main(
     clients: int = typer.Option(20, help="dashboards refreshing at once"),
     seconds: int = typer.Option(120, help="load per arm (the issue's figure: 600)"),
     hours: int = typer.Option(24, min=10, help="hours of data (the window is 6 h, 3 h before the end)"),
+    uncached: bool = typer.Option(True, help="also the arm through the service with the cache off"),
 ) -> None:
     with tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)
@@ -163,11 +164,8 @@ def main(
         try:
             _wait(f"{prom}/-/ready")
             results = {}
-            for arm, cache_bytes in (
-                ("direct", None),
-                ("service, cache off", "1"),
-                ("service, cache on", str(256 * 2**20)),
-            ):
+            arms = [("direct", None), ("service, cache off", "1"), ("service, cache on", str(256 * 2**20))]
+            for arm, cache_bytes in arms if uncached else [arms[0], arms[2]]:
                 url, service = prom, None
                 if cache_bytes is not None:
                     port = free_port()
