@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build a pinned Go binary of the local stack from its module: jaeger | minio | otelcol |
-# prom-label-proxy (the query service's per-team label enforcement), and telemetrygen (the load generator benchmarks/stack.py drives the collector with).
+# prom-label-proxy (the query service's per-team label enforcement), and telemetrygen (the
+# load generator benchmarks/stack.py drives the collector with).
 # Binaries, sources and Go caches live in a cache folder outside the repo; a build is reused
 # while its pin is unchanged. Prints the binary's path on its last line.
 set -euo pipefail
