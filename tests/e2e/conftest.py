@@ -88,7 +88,17 @@ def load(shop_url: str, tmp_path_factory: pytest.TempPathFactory) -> Load:
     # series could expire just after its value was read as the start. Two orders first (a
     # healthy and a rejected one) refresh every step's series; the start is read once the
     # funnel has stopped moving.
+    earlier = funnel()
     _place(shop_url, folder / "warm-up.json", "--orders", "2", "--faults", "reject=1")
+    # Read the start only once the warm-up itself is counted at every step: a read that
+    # agreed with itself 12 s apart could still come before the rules saw it (CI: +1 each).
+    warmed = {"placed": 2, "registered": 1, "completed": 1, "dead_lettered": 1}
+
+    def counted(now: dict[str, float], step: str, n: int) -> bool:
+        was = earlier.get(step, 0)
+        return now.get(step, 0) >= was + n or n <= now.get(step, 0) < was  # or reset (idle expiry)
+
+    eventually(lambda: all(counted(now, s, n) for now in [funnel()] for s, n in warmed.items()), timeout=120)
     before = _settled_funnel()
     injected = _place(
         shop_url, folder / "injected.json", "--orders", str(ORDERS), "--each-fault", str(EACH_FAULT)
