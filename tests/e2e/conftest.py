@@ -83,22 +83,23 @@ def funnel() -> dict[str, float]:
 def load(shop_url: str, tmp_path_factory: pytest.TempPathFactory) -> Load:
     """70 orders, 5 of each fault, placed by the load generator; waits until each has settled."""
     folder = tmp_path_factory.mktemp("load")
-    # The collector drops a span-metrics series idle for 10 minutes (metrics_expiration), and
-    # the funnel, a sum of those counters, drops with it: after the incident drill a step's
-    # series could expire just after its value was read as the start. Two orders first (a
-    # healthy and a rejected one) refresh every step's series; the start is read once the
-    # funnel has stopped moving.
+    # After the drill a step's series may have idled past the collector's metrics_expiration
+    # and restart from 0 with its next order. Two orders first (a healthy and a rejected one)
+    # touch every step; the start is read once each step shows them (or its reset) and the
+    # funnel has stopped moving: a read that agreed with itself 12 s apart could come before
+    # the rules counted the warm-up (CI: every step one or two high).
     earlier = funnel()
     _place(shop_url, folder / "warm-up.json", "--orders", "2", "--faults", "reject=1")
-    # Read the start only once the warm-up itself is counted at every step: a read that
-    # agreed with itself 12 s apart could still come before the rules saw it (CI: +1 each).
     warmed = {"placed": 2, "registered": 1, "completed": 1, "dead_lettered": 1}
 
-    def counted(now: dict[str, float], step: str, n: int) -> bool:
-        was = earlier.get(step, 0)
-        return now.get(step, 0) >= was + n or n <= now.get(step, 0) < was  # or reset (idle expiry)
+    def warm_up_counted() -> bool:
+        now = funnel()
+        return all(
+            now.get(step, 0) >= earlier.get(step, 0) + n or n <= now.get(step, 0) < earlier.get(step, 0)
+            for step, n in warmed.items()
+        )
 
-    eventually(lambda: all(counted(now, s, n) for now in [funnel()] for s, n in warmed.items()), timeout=120)
+    eventually(warm_up_counted, timeout=120)
     before = _settled_funnel()
     injected = _place(
         shop_url, folder / "injected.json", "--orders", str(ORDERS), "--each-fault", str(EACH_FAULT)
