@@ -36,11 +36,13 @@ from query_service.extents import (  # noqa: E402
     Extent,
     Grid,
     Piece,
+    Series,
     fresh_run,
+    gather,
+    held_runs,
     label_order,
     merge,
     plan,
-    points_between,
 )
 from query_service.settings import Settings  # noqa: E402
 from query_service.store import MemoryStore, RedisStore  # noqa: E402
@@ -252,14 +254,15 @@ class QueryService:
         )
         # What the extents held when planned (settled points only: near the retention edge
         # Prometheus may have dropped some), then each piece's points, fetched or shared.
-        found = points_between(extents, grid, max(start, oldest), min(last, settled))
-        asked = 0
-        for piece, (extent, fetched) in zip(pieces, answers, strict=True):
-            asked += fetched * ((piece.last - piece.first) // step + 1)
-            for m, (labels, points) in extent.series.items():
-                inside = {ms: v for ms, v in points.items() if piece.first <= ms <= piece.last}
-                if inside:
-                    found.setdefault(m, (labels, {}))[1].update(inside)
+        runs = held_runs(extents, max(start, oldest), min(last, settled))
+        runs += [
+            (extent, piece.first, piece.last) for piece, (extent, _) in zip(pieces, answers, strict=True)
+        ]
+        found = gather(runs)
+        asked = sum(
+            fetched * ((piece.last - piece.first) // step + 1)
+            for piece, (_, fetched) in zip(pieces, answers, strict=True)
+        )
         if len(found) > self.settings.max_series:
             raise Refused(
                 422,
@@ -268,7 +271,7 @@ class QueryService:
                 f"{self.settings.max_series} (OTEL_KIT_QUERY_MAX_SERIES); aggregate (sum by) or select fewer",
             )
         series = sorted(found.items(), key=lambda item: label_order(item[1][0]))
-        body = prom_json.matrix((m, [points[ms] for ms in sorted(points)]) for m, (_, points) in series)
+        body = prom_json.matrix((m, points) for m, (_, points) in series)
         wanted = (last - start) // step + 1
         return body, "hit" if asked == 0 else "miss" if asked == wanted else "partial"
 
@@ -338,16 +341,14 @@ class QueryService:
         for series in data["result"]:
             if "values" not in series or "histograms" in series:
                 raise _Bypass  # native histograms: not written by prom_json
-            labels = tuple(series["metric"].items())
             try:
                 encoded = prom_json.metric(series["metric"])
             except prom_json.NotReproducible:
                 raise _Bypass from None
-            # Each point encoded once, here: a hit only joins them.
-            extent.series[encoded] = (
-                labels,
-                {(ms := prom_json.parse_timestamp(t)): prom_json.point(ms, v) for t, v in series["values"]},
-            )
+            # Each point encoded once, here: a hit only joins them. Prometheus sends them in time order.
+            times = [prom_json.parse_timestamp(t) for t, _ in series["values"]]
+            points = [prom_json.point(ms, v) for ms, (_, v) in zip(times, series["values"], strict=True)]
+            extent.series[encoded] = Series(tuple(series["metric"].items()), times, points)
             UPSTREAM_POINTS.inc(len(series["values"]))
         return extent
 

@@ -15,9 +15,34 @@ never stored.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One series' points in an extent: times (ms, ascending) and the points as the answer
+    writes them (prom_json.point), side by side, so a run of them is two bisects and a slice."""
+
+    labels: Labels
+    times: list[int]
+    points: list[str]
+
+    def between(self, first: int, last: int) -> list[str]:
+        """The encoded points from first to last (ms, inclusive)."""
+        return self.points[bisect_left(self.times, first) : bisect_right(self.times, last)]
+
+    def joined(self, later: Series) -> Series:
+        """These points and `later`'s, `later` winning where both hold a time."""
+        if not self.times or (later.times and later.times[0] > self.times[-1]):
+            return Series(self.labels, self.times + later.times, self.points + later.points)
+        both = dict(zip(self.times, self.points, strict=True))
+        both.update(zip(later.times, later.points, strict=True))
+        times = sorted(both)
+        return Series(self.labels, times, [both[t] for t in times])
 
 
 @dataclass
@@ -26,28 +51,24 @@ class Extent:
 
     first: int
     last: int
-    # encoded metric -> (labels, {ms: the point as the answer writes it, prom_json.point})
-    series: dict[str, tuple[Labels, dict[int, str]]] = field(default_factory=dict)
+    series: dict[str, Series] = field(default_factory=dict)  # by encoded metric (prom_json.metric)
 
     def size(self) -> int:
         """Its bytes in memory, near enough (tracemalloc: ~150 a point): the memory cache's bound."""
-        return 200 + sum(300 + 2 * len(m) + 150 * len(points) for m, (_, points) in self.series.items())
+        return 200 + sum(300 + 2 * len(m) + 150 * len(s.times) for m, s in self.series.items())
 
     def to_json(self) -> dict:
         return {
             "first": self.first,
             "last": self.last,
-            "series": [
-                [m, list(map(list, labels)), list(points.items())]
-                for m, (labels, points) in self.series.items()
-            ],
+            "series": [[m, list(map(list, s.labels)), s.times, s.points] for m, s in self.series.items()],
         }
 
     @classmethod
     def from_json(cls, data: dict) -> Extent:
         series = {
-            m: (tuple((n, v) for n, v in labels), {int(ms): value for ms, value in points})
-            for m, labels, points in data["series"]
+            m: Series(tuple((n, v) for n, v in labels), times, points)
+            for m, labels, times, points in data["series"]
         }
         return cls(data["first"], data["last"], series)
 
@@ -129,41 +150,43 @@ def fresh_run(grid: Grid, settled: int, now: int) -> Piece:
 
 
 def merge(extents: list[Extent], new: Extent, step: int) -> list[Extent]:
-    """The extents with `new` added, runs that touch or overlap joined, sorted by time."""
+    """The extents with `new` added, runs that touch or overlap joined, sorted by time.
+    Stored extents are never changed (a request may be reading them): joining makes new ones."""
     ordered = sorted([*extents, new], key=lambda e: e.first)
     joined: list[Extent] = []
     for extent in ordered:
         if joined and extent.first <= joined[-1].last + step:
             previous = joined[-1]
-            for m, (labels, points) in extent.series.items():
-                previous.series.setdefault(m, (labels, {}))[1].update(points)
-            previous.last = max(previous.last, extent.last)
+            series = dict(previous.series)
+            for m, points in extent.series.items():
+                series[m] = series[m].joined(points) if m in series else points
+            joined[-1] = Extent(previous.first, max(previous.last, extent.last), series)
         else:
-            joined.append(
-                Extent(
-                    extent.first,
-                    extent.last,
-                    {m: (labels, dict(points)) for m, (labels, points) in extent.series.items()},
-                )
-            )
+            joined.append(extent)
     return joined
 
 
-def points_between(
-    extents: list[Extent], grid: Grid, first: int, last: int
-) -> dict[str, tuple[Labels, dict[int, str]]]:
-    """Every series' points on the grid from first to last (ms, inclusive) that the extents
-    hold, in time order. Looked up point by point: a request reads a part of what a key holds."""
-    found: dict[str, tuple[Labels, dict[int, str]]] = {}
+def held_runs(extents: list[Extent], first: int, last: int) -> list[tuple[Extent, int, int]]:
+    """The runs (extent, first, last) of first..last (ms, inclusive) that the extents hold."""
+    runs = []
     for extent in extents:
-        low, high = grid.ceil(max(first, extent.first)), min(last, extent.last)
-        if low > high:
-            continue
-        times = range(low, high + 1, grid.step)
-        for m, (labels, points) in extent.series.items():
-            inside = {ms: points[ms] for ms in times if ms in points}
+        low, high = max(first, extent.first), min(last, extent.last)
+        if low <= high:
+            runs.append((extent, low, high))
+    return runs
+
+
+def gather(runs: Iterable[tuple[Extent, int, int]]) -> dict[str, tuple[Labels, list[str]]]:
+    """Every series' encoded points in the runs, which must not overlap, in time order."""
+    found: dict[str, tuple[Labels, list[str]]] = {}
+    for extent, first, last in sorted(runs, key=lambda run: run[1]):
+        for m, series in extent.series.items():
+            inside = series.between(first, last)
             if inside:
-                found.setdefault(m, (labels, {}))[1].update(inside)
+                if m in found:
+                    found[m][1].extend(inside)
+                else:
+                    found[m] = (series.labels, inside)
     return found
 
 

@@ -40,12 +40,12 @@ class MemoryStore:
 
 
 class RedisStore:
-    """Extents in Redis under otel-kit-query:2:<sha256 of the key>, expiring with Prometheus's retention.
+    """Extents in Redis under otel-kit-query:3:<sha256 of the key>, expiring with Prometheus's retention.
 
     Size Redis with maxmemory and `maxmemory-policy allkeys-lru` (docs/query-service.md).
     """
 
-    PREFIX = "otel-kit-query:2:"  # 2: points stored encoded (prom_json.point)
+    PREFIX = "otel-kit-query:3:"  # 3: each series as label set, times and encoded points
 
     def __init__(self, url: str, ttl_ms: int) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)

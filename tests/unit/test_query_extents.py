@@ -7,14 +7,26 @@ import json
 import pytest
 
 from query_service import prom_json
-from query_service.extents import Extent, Grid, Piece, dumps, fresh_run, loads, merge, plan, points_between
+from query_service.extents import (
+    Extent,
+    Grid,
+    Piece,
+    Series,
+    dumps,
+    fresh_run,
+    gather,
+    held_runs,
+    loads,
+    merge,
+    plan,
+)
 
 STEP = 10_000
 
 
 def extent(first: int, last: int, value: str = "1") -> Extent:
-    points = {t: value for t in range(first, last + 1, STEP)}
-    return Extent(first, last, {'{"a":"b"}': ((("a", "b"),), points)})
+    times = list(range(first, last + 1, STEP))
+    return Extent(first, last, {'{"a":"b"}': Series((("a", "b"),), times, [f"{t}:{value}" for t in times])})
 
 
 def test_a_cold_request_is_one_piece_split_where_storability_changes() -> None:
@@ -46,9 +58,26 @@ def test_merged_extents_join_when_they_touch_on_the_grid() -> None:
     assert [(e.first, e.last) for e in joined] == [(0, 50_000)]
     apart = merge(joined, extent(70_000, 80_000), STEP)
     assert [(e.first, e.last) for e in apart] == [(0, 50_000), (70_000, 80_000)]
-    found = points_between(apart, Grid(0, STEP), 10_000, 75_000)
-    assert sorted(found['{"a":"b"}'][1]) == [10_000, 20_000, 30_000, 40_000, 50_000, 70_000]
+    found = gather(held_runs(apart, 10_000, 75_000))
+    assert found['{"a":"b"}'][1] == [
+        f"{t}:{v}" for t, v in [(10_000, 1), (20_000, 1), (30_000, 2), (40_000, 2), (50_000, 2), (70_000, 1)]
+    ]
     assert loads(dumps(apart))[1].series == apart[1].series
+
+
+def test_overlapping_extents_merge_with_the_newer_points_winning_and_the_old_unchanged() -> None:
+    old = extent(0, 30_000)
+    joined = merge([old], extent(20_000, 50_000, "2"), STEP)
+    assert joined[0].series['{"a":"b"}'].times == list(range(0, 50_001, STEP))
+    assert joined[0].series['{"a":"b"}'].points[2:4] == ["20000:2", "30000:2"]
+    assert old.series['{"a":"b"}'].points[2:4] == ["20000:1", "30000:1"]  # a reader may hold it
+
+
+def test_gathered_runs_come_out_in_time_order_and_leave_the_extents_unchanged() -> None:
+    early, late = extent(0, 20_000), extent(30_000, 50_000, "2")
+    found = gather([(late, 30_000, 40_000), (early, 10_000, 20_000)])
+    assert found['{"a":"b"}'][1] == ["10000:1", "20000:1", "30000:2", "40000:2"]
+    assert len(early.series['{"a":"b"}'].points) == 3
 
 
 @pytest.mark.parametrize(
