@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro
-from opentelemetry.sdk._configuration import _BaseConfigurator
+
+from otel_kit._compat import BaseConfigurator
 
 
-class OtelKitConfigurator(_BaseConfigurator):
+class OtelKitConfigurator(BaseConfigurator):
     """Configures providers and the kit's integrations exactly as `otel_kit.init()` would."""
 
     def _configure(self, **kwargs: Any) -> None:

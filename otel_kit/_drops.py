@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+
+from otel_kit._compat import BatchQueue
 
 _log = logging.getLogger("otel_kit")
 
@@ -26,7 +27,7 @@ class Drops:
     _REPORT_EVERY_S = 1.0
     _LOG_EVERY_S = 60.0
 
-    def __init__(self, batch: Any, queue: str, items: str, queue_size_variable: str) -> None:
+    def __init__(self, batch: BatchQueue, queue: str, items: str, queue_size_variable: str) -> None:
         self._batch = batch
         self._queue = queue  # "span export queue"
         self._items = items  # "spans"
@@ -54,7 +55,7 @@ class Drops:
             if log:
                 logged, self._unlogged, self._logged_at = self._unlogged, 0, now
         if count:
-            self._batch._metrics.drop_items(count)
+            self._batch.count_dropped(count)
         if log:
             _log.warning(
                 "otel_kit: %s full; %s dropped since the last such warning: %d "
@@ -64,5 +65,5 @@ class Drops:
                 self._items,
                 logged,
                 self._variable,
-                self._batch._max_queue_size,
+                self._batch.limit,
             )

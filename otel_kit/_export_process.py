@@ -54,6 +54,7 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from otel_kit._compat import BatchQueue, ended_span_storage
 from otel_kit._drops import Drops
 from otel_kit._w3c import Tracestate
 
@@ -63,6 +64,7 @@ _START_FAILURES_BEFORE_FALLBACK = 3
 # at 1,000 spans a second; above that, taking it off the GIL is worth a second interpreter.
 AUTO_MIN_RATE = 1000.0
 _RATE_WINDOW_S = 2.0
+
 
 # ---- the wire format: plain tuples, cheap to build and to pickle -------------------------
 
@@ -88,11 +90,7 @@ class SpanCatalog:
         context = span.context
         parent = span.parent
         status = span.status
-        # The public views copy through a lock per item (attributes 3.8 us, events and links
-        # 1.3 us each even when empty); an ended span no longer changes, so read the storage.
-        attributes = span._attributes
-        if isinstance(attributes, BoundedAttributes):
-            attributes = attributes._dict
+        attributes, events, links = ended_span_storage(span)
         return (
             span.name,
             context.trace_id,
@@ -108,9 +106,9 @@ class SpanCatalog:
             span.dropped_attributes,
             _STATUS_VALUES[status.status_code],
             status.description,
-            _events(span) if span._events else (),
+            _events(events) if events else (),
             span.dropped_events,
-            _links(span) if span._links else (),
+            _links(links) if links else (),
             span.dropped_links,
             self._resource(span.resource),
             self._scope(span.instrumentation_scope),
@@ -150,11 +148,11 @@ _KIND_VALUES = {kind: kind.value for kind in SpanKind}  # Enum.value is a slow p
 _STATUS_VALUES = {code: code.value for code in StatusCode}
 
 
-def _events(span: ReadableSpan) -> tuple:
-    return tuple((e.name, e.timestamp, dict(e.attributes or {}), e.dropped_attributes) for e in span.events)
+def _events(events: Sequence[Event]) -> tuple:
+    return tuple((e.name, e.timestamp, dict(e.attributes or {}), e.dropped_attributes) for e in events)
 
 
-def _links(span: ReadableSpan) -> tuple:
+def _links(links: Sequence[Link]) -> tuple:
     return tuple(
         (
             link.context.trace_id,
@@ -164,7 +162,7 @@ def _links(span: ReadableSpan) -> tuple:
             dict(link.attributes or {}),
             link.dropped_attributes,
         )
-        for link in span.links
+        for link in links
     )
 
 
@@ -252,25 +250,26 @@ class ProcessBatchSpanProcessor(BatchSpanProcessor):
     def __init__(self, exporter: ProcessSpanExporter, **kwargs: Any) -> None:
         super().__init__(exporter, **kwargs)  # type: ignore[arg-type]  # exports rows, not spans
         self._exporter = exporter
-        exporter.max_held = self._batch_processor._max_queue_size
+        self._export_queue = BatchQueue(self)
+        exporter.max_held = self._export_queue.limit
         self._row = exporter.catalog.row
-        self._drops = Drops(self._batch_processor, "span export queue", "spans", "OTEL_BSP_MAX_QUEUE_SIZE")
+        self._drops = Drops(self._export_queue, "span export queue", "spans", "OTEL_BSP_MAX_QUEUE_SIZE")
         exporter.start()
 
     def on_end(self, span: ReadableSpan) -> None:
         if not span.context.trace_flags.sampled:
             return
-        batch = self._batch_processor
-        if len(batch._queue) == batch._max_queue_size and not batch._shutdown:
+        queue = self._export_queue
+        if queue.full():
             # Full: the collector is down or slow. The stock emit logs and counts every drop:
             # 23 us a span here, more than exporting it; this path takes 3 us.
-            batch._queue.appendleft(self._row(span))  # pushes out the oldest, as the stock emit does
+            queue.items.appendleft(self._row(span))  # pushes out the oldest, as the stock emit does
             self._drops.add()
             return
         if self._drops.pending:
             self._drops.report()
         # The stock on_end queues the span itself; the rest of the path is the SDK's.
-        batch.emit(self._row(span))
+        queue.batch.emit(self._row(span))
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         self._drops.report()
@@ -281,7 +280,7 @@ class ProcessBatchSpanProcessor(BatchSpanProcessor):
         """Export what is queued within `timeout_millis`, then stop the exporter (ending its
         retries and the child); the stock shutdown takes no timeout and waits 30 s."""
         self._drops.report(final=True)  # the drops not yet logged, whenever the last log was
-        self._batch_processor.shutdown(timeout_millis)
+        self._export_queue.batch.shutdown(timeout_millis)
 
 
 class ProcessSpanExporter:

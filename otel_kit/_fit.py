@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry.sdk.util.instrumentation import BoundedAttributes
 
+from otel_kit._compat import GrpcSender, HttpSender
+
 if TYPE_CHECKING:  # the span export process imports this module and sends no logs
-    from opentelemetry.sdk._logs import ReadableLogRecord
+    from otel_kit._compat import LogRecordExportResult, ReadableLogRecord
 
 Item = TypeVar("Item")
 Request = TypeVar("Request")
@@ -93,65 +95,44 @@ def outcome(
     return success if every_item_sent and all(result == success for result in results) else failure
 
 
-def send_over_http(exporter: Any, requests: list[tuple[bytes, int]], success: Any, failure: Any) -> list[Any]:
+def send_over_http(
+    exporter: HttpSender, requests: list[tuple[bytes, int]], success: Any, failure: Any
+) -> list[Any]:
     """Send serialized requests with a stock http/protobuf exporter's client, counted in its metrics."""
-    results = []
-    for data, count in requests:
-        with exporter._metrics.export_operation(count) as result:
-            sent = exporter._client.export(data)
-            if not sent.success:
-                result.error = sent.error
-        results.append(success if sent.success else failure)
-    return results
+    return [success if exporter.send(data, count) else failure for data, count in requests]
 
 
 def log_exporter(protocol: str, **kwargs: Any) -> Any:
     """The stock OTLP log exporter for `protocol`, sending each batch in requests that `fit`."""
-    from opentelemetry.sdk._logs.export import LogRecordExportResult
+    from otel_kit._compat import LogRecordExportResult
 
+    success, failure = LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Grpc
+        from otel_kit._compat import GrpcLogExporter
 
-        class _GrpcLogs(Grpc):
-            # The mixin's per-signal hooks, given (request, records in it); its _export keeps
-            # retries, metadata and timeouts.
-            def _translate_data(self, data: Any) -> Any:
-                return data[0]
-
-            def _count_data(self, data: Any) -> int:
-                return data[1]
-
+        class _GrpcLogs(GrpcSender, GrpcLogExporter):
             def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
                 requests = _log_requests(batch)
-                results = [self._export(request) for request in requests]
-                return outcome(
-                    results,
-                    requests,
-                    len(batch),
-                    LogRecordExportResult.SUCCESS,
-                    LogRecordExportResult.FAILURE,
-                )
+                results = [self.send(request) for request in requests]
+                return outcome(results, requests, len(batch), success, failure)
 
         return _GrpcLogs(**kwargs)
 
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Http
+    from otel_kit._compat import HttpLogExporter
 
-    class _HttpLogs(Http):
+    class _HttpLogs(HttpSender, HttpLogExporter):
         def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-            # The stock export() with the batch split: it encodes the batch itself, so there is
-            # no hook to override.
-            if self._shutdown:
+            # The stock export() with the batch split.
+            if self.shut_down:
                 _log.warning("Exporter already shutdown, ignoring batch")
-                return LogRecordExportResult.FAILURE
+                return failure
             try:
-                fitted = _log_requests(batch, min(MAX_REQUEST_BYTES, self._max_request_size))
+                fitted = _log_requests(batch, min(MAX_REQUEST_BYTES, self.max_request_bytes))
                 requests = [(request.SerializeToString(), count) for request, count in fitted]
             except Exception as error:
-                with self._metrics.export_operation(len(batch)) as result:
-                    _log.error("Failed to encode logs batch: %s", error)
-                    result.error = error
-                return LogRecordExportResult.FAILURE
-            success, failure = LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
+                _log.error("Failed to encode logs batch: %s", error)
+                self.failed(len(batch), error)
+                return failure
             results = send_over_http(self, requests, success, failure)
             return outcome(results, requests, len(batch), success, failure)
 
@@ -161,7 +142,7 @@ def log_exporter(protocol: str, **kwargs: Any) -> Any:
 def _log_requests(
     batch: Sequence[ReadableLogRecord], limit: int = MAX_REQUEST_BYTES
 ) -> list[tuple[Any, int]]:
-    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    from otel_kit._compat import encode_logs
 
     return fit(list(batch), encode_logs, lambda request: request.ByteSize(), _shrunk_log, _log_name, limit)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from otel_kit._compat import GrpcSender, HttpSender
 from otel_kit._fit import MAX_REQUEST_BYTES, cut_strings, fit, outcome, send_over_http
 
 _log = logging.getLogger("otel_kit")
@@ -244,42 +245,36 @@ def row_exporter(protocol: str, **kwargs: Any) -> Any:
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
 
-        class _GrpcRows(Grpc):
+        class _GrpcRows(GrpcSender, Grpc):
             _encoder = RowEncoder()
 
-            # The mixin's two per-signal hooks, given (request bytes, spans in it); its _export
-            # keeps retries, metadata and timeouts.
-            def _translate_data(self, data: tuple[bytes, int]) -> Any:
+            def request(self, data: tuple[bytes, int]) -> Any:
                 return ExportTraceServiceRequest.FromString(data[0])
-
-            def _count_data(self, data: tuple[bytes, int]) -> int:
-                return data[1]
 
             def export_rows(self, batch: Batch) -> SpanExportResult:
                 requests = requests_within(self._encoder, batch)
-                results = [self._export(request) for request in requests]
+                results = [self.send(request) for request in requests]
                 return outcome(results, requests, len(batch[2]), _SUCCESS, _FAILURE)
 
         return _GrpcRows(**kwargs)
 
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
 
-    class _HttpRows(Http):
+    class _HttpRows(HttpSender, Http):
         _encoder = RowEncoder()
 
         def export_rows(self, batch: Batch) -> SpanExportResult:
             # The stock export() with our encoding: it calls the module's encode_spans itself,
             # so there is no hook to override.
-            if self._shutdown:
+            if self.shut_down:
                 _log.warning("Exporter already shutdown, ignoring batch")
                 return SpanExportResult.FAILURE
             try:
-                limit = min(MAX_REQUEST_BYTES, self._max_request_size)
+                limit = min(MAX_REQUEST_BYTES, self.max_request_bytes)
                 requests = requests_within(self._encoder, batch, limit)
             except Exception as error:
-                with self._metrics.export_operation(len(batch[2])) as result:
-                    _log.error("Failed to encode span batch: %s", error)
-                    result.error = error
+                _log.error("Failed to encode span batch: %s", error)
+                self.failed(len(batch[2]), error)
                 return SpanExportResult.FAILURE
             results = send_over_http(self, requests, _SUCCESS, _FAILURE)
             return outcome(results, requests, len(batch[2]), _SUCCESS, _FAILURE)

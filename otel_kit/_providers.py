@@ -17,13 +17,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry import _logs, metrics, trace
-from opentelemetry.sdk._logs import LoggerProvider, ReadWriteLogRecord
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    ConsoleLogRecordExporter,
-    LogRecordExporter,
-)
+from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import (
     AlwaysOffExemplarFilter,
     AlwaysOnExemplarFilter,
@@ -45,6 +39,16 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
+from otel_kit._compat import (
+    BatchLogRecordProcessor,
+    BatchQueue,
+    ConsoleLogRecordExporter,
+    LoggerProvider,
+    LogRecordExporter,
+    NoOpLoggerProvider,
+    ReadWriteLogRecord,
+    set_logger_provider,
+)
 from otel_kit._drops import Drops
 from otel_kit._export_process import AUTO_MIN_RATE, ProcessBatchSpanProcessor, ProcessSpanExporter
 from otel_kit._fit import log_exporter
@@ -157,17 +161,16 @@ class _LogProcessor(BatchLogRecordProcessor):
 
     def __init__(self, exporter: LogRecordExporter, **kwargs: Any) -> None:
         super().__init__(exporter, **kwargs)
-        batch = self._batch_processor
-        self._drops = Drops(batch, "log export queue", "log records", "OTEL_BLRP_MAX_QUEUE_SIZE")
+        self._export_queue = BatchQueue(self)
+        self._drops = Drops(self._export_queue, "log export queue", "log records", "OTEL_BLRP_MAX_QUEUE_SIZE")
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        batch = self._batch_processor
-        if len(batch._queue) >= batch._max_queue_size and not batch._shutdown:
+        if self._export_queue.full():
             # The stock emit would log "Queue full, dropping Log." for every record, from inside
             # the logging handler exporting them; the oldest is pushed out here instead, as its
             # appendleft would, and counted.
             with suppress(IndexError):  # emptied by the export worker meanwhile
-                batch._queue.pop()  # the newest are on the left
+                self._export_queue.items.pop()  # the newest are on the left
                 self._drops.add()
         elif self._drops.pending:
             self._drops.report()
@@ -179,7 +182,7 @@ class _LogProcessor(BatchLogRecordProcessor):
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         self._drops.report(final=True)  # the drops not yet logged, whenever the last log was
-        self._batch_processor.shutdown(timeout_millis)
+        self._export_queue.batch.shutdown(timeout_millis)
 
 
 def build_resource(settings: Settings) -> Resource:
@@ -390,7 +393,7 @@ def _build(settings: Settings) -> Providers:
     trace.set_tracer_provider(tracer_provider)
     guard_extraction()
     metrics.set_meter_provider(meters)
-    _logs.set_logger_provider(logger_provider or _logs.NoOpLoggerProvider())
+    set_logger_provider(logger_provider or NoOpLoggerProvider())
     return Providers(
         tracer_provider, meter_provider, logger_provider, metrics_port, span_processor, log_processor
     )

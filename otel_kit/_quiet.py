@@ -12,11 +12,13 @@ import logging
 import threading
 import time
 
+from otel_kit._compat import BATCH_PROCESSOR_LOGGER, HTTP_LOG_EXPORTER_LOGGER
+
 _NOISY_LOGGERS = (
-    "opentelemetry.sdk._shared_internal",  # "Queue full, dropping spans/logs."
+    BATCH_PROCESSOR_LOGGER,  # "Queue full, dropping spans/logs."
     "opentelemetry.exporter.otlp.proto.grpc.exporter",  # "Transient error ... retrying"
     "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    HTTP_LOG_EXPORTER_LOGGER,
     # A malformed traceparent, tracestate or baggage header, or a bad order id in baggage, is
     # warned about per request (the API quotes a whole 8 KiB baggage header each time).
     "opentelemetry.trace.propagation.tracecontext",

@@ -1,6 +1,6 @@
 """Server spans and HTTP metrics for every FastAPI app, whenever and however it was imported.
 
-FastAPI releases with built-in telemetry (0.165 here; detected by the app's `_telemetry`
+FastAPI releases with built-in telemetry (0.165 here; detected by the app's telemetry
 config, not by version) have their own OpenTelemetry support (one server span, duration and
 active-request metrics), measured here at 1.5x the throughput of contrib's ASGI middleware
 (benchmarks/README.md). We use it, switched to what we need, and add the two things it
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 from typing import Any
 
 import fastapi
@@ -22,10 +23,14 @@ import wrapt
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.propagators import TraceResponsePropagator, set_global_response_propagator
 
+from otel_kit._compat import fastapi_telemetry_config
 from otel_kit._edge import link_untrusted_parent, strip_untrusted_context
 from otel_kit._settings import Settings
 
 _settings: Settings | None = None
+_instrumented: weakref.WeakSet[fastapi.FastAPI] = weakref.WeakSet()
+_native: weakref.WeakSet[fastapi.FastAPI] = weakref.WeakSet()  # instrumented through FastAPI's telemetry
+_edge_call: Any = None  # FastAPI.__call__ as _refuse_client_context replaced it
 _traceresponse = TraceResponsePropagator()
 
 
@@ -41,17 +46,17 @@ def instrument(settings: Settings) -> None:
 
 def instrument_app(app: fastapi.FastAPI) -> None:
     """Instrument one app (`otel_kit.init(app=app)`); a no-op if it already is."""
-    if _settings is None or getattr(app, "_otel_kit_instrumented", False):
+    if _settings is None or app in _instrumented:
         return
-    app._otel_kit_instrumented = True  # type: ignore[attr-defined]
+    _instrumented.add(app)
     if not _use_native(app):
         _instrument_with_contrib(app, _settings)
     app.middleware_stack = None  # a stack built before this is rebuilt on the next request
 
 
 def _use_native(app: fastapi.FastAPI) -> bool:
-    config = getattr(app, "_telemetry", None)
-    if not isinstance(config, dict) or "operation_spans" not in config:
+    config = fastapi_telemetry_config(app)
+    if config is None:
         return False
     # The same comma-separated regexes as contrib's parse_excluded_urls, compiled once and
     # searched directly: its ExcludeList goes through re.search's cache on every request.
@@ -63,7 +68,7 @@ def _use_native(app: fastapi.FastAPI) -> bool:
         auto_configure=False,
         exclude=(lambda scope: excluded(scope.get("path", "")) is not None) if excluded else None,
     )
-    app._otel_kit_native = True  # type: ignore[attr-defined]
+    _native.add(app)
     return True
 
 
@@ -80,11 +85,11 @@ def _instrument_with_contrib(app: fastapi.FastAPI, settings: Settings) -> None:
 
 
 def _build_middleware_stack(wrapped: Any, app: fastapi.FastAPI, args: tuple, kwargs: dict) -> Any:
-    if _settings is not None and not getattr(app, "_otel_kit_instrumented", False):
+    if _settings is not None and app not in _instrumented:
         instrument_app(app)
         return app.build_middleware_stack()
     stack = wrapped(*args, **kwargs)
-    return _ServerExtras(stack) if getattr(app, "_otel_kit_native", False) else stack
+    return _ServerExtras(stack) if app in _native else stack
 
 
 def _refuse_client_context() -> None:
@@ -95,16 +100,16 @@ def _refuse_client_context() -> None:
     async wrapper returned a coroutine from `app()`, so uvicorn took it for a factory and
     answered 500 to every request; a wrapt proxy is no coroutine function to hypercorn.
     """
+    global _edge_call
     original = fastapi.FastAPI.__call__
-    if getattr(original, "_otel_kit_edge", False):
+    if original is _edge_call:
         return
 
     @functools.wraps(original)
     async def __call__(self: fastapi.FastAPI, scope: dict, receive: Any, send: Any) -> None:
         await original(self, strip_untrusted_context(scope), receive, send)
 
-    __call__._otel_kit_edge = True  # type: ignore[attr-defined]
-    fastapi.FastAPI.__call__ = __call__  # type: ignore[method-assign]
+    _edge_call = fastapi.FastAPI.__call__ = __call__  # type: ignore[method-assign]
 
 
 class _ServerExtras:

@@ -19,48 +19,43 @@ from timeit import default_timer
 from typing import Any
 
 import httpx
-from opentelemetry.instrumentation._semconv import _StabilityMode
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.utils import http_status_to_status_code, is_http_instrumentation_enabled
 from opentelemetry.propagate import inject
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.http import redact_url, sanitize_method
 
+from otel_kit._compat import httpx_contrib_wrappers, httpx_instrumentor, httpx_stable_http_mode
 from otel_kit._settings import Settings
 from otel_kit.integrations._urls import redact_sigv4_parameters
 
 _log = logging.getLogger("otel_kit")
-_contrib_sync = HTTPXClientInstrumentor._handle_request_wrapper
-_contrib_async = HTTPXClientInstrumentor._handle_async_request_wrapper
+_contrib_sync, _contrib_async = httpx_contrib_wrappers()
+_STABLE_HTTP = httpx_stable_http_mode()
 
 
 def instrument(settings: Settings) -> None:
     redact_sigv4_parameters()
-    _Instrumentor().instrument()
+    httpx_instrumentor(_handle_request, _handle_async_request).instrument()
 
 
-class _Instrumentor(HTTPXClientInstrumentor):
-    @staticmethod
-    def _handle_request_wrapper(
-        wrapped: Callable, instance: Any, args: tuple, kwargs: dict, **options: Any
-    ) -> Any:
-        request = _fast_path_request(args, kwargs, options)
-        if request is None:
-            return _contrib_sync(wrapped, instance, args, kwargs, **options)
-        with _Call(request, options) as call:
-            call.response = wrapped(*args, **kwargs)
-        return call.response
+def _handle_request(wrapped: Callable, instance: Any, args: tuple, kwargs: dict, **options: Any) -> Any:
+    request = _fast_path_request(args, kwargs, options)
+    if request is None:
+        return _contrib_sync(wrapped, instance, args, kwargs, **options)
+    with _Call(request, options) as call:
+        call.response = wrapped(*args, **kwargs)
+    return call.response
 
-    @staticmethod
-    async def _handle_async_request_wrapper(
-        wrapped: Callable, instance: Any, args: tuple, kwargs: dict, **options: Any
-    ) -> Any:
-        request = _fast_path_request(args, kwargs, options)
-        if request is None:
-            return await _contrib_async(wrapped, instance, args, kwargs, **options)
-        with _Call(request, options) as call:
-            call.response = await wrapped(*args, **kwargs)
-        return call.response
+
+async def _handle_async_request(
+    wrapped: Callable, instance: Any, args: tuple, kwargs: dict, **options: Any
+) -> Any:
+    request = _fast_path_request(args, kwargs, options)
+    if request is None:
+        return await _contrib_async(wrapped, instance, args, kwargs, **options)
+    with _Call(request, options) as call:
+        call.response = await wrapped(*args, **kwargs)
+    return call.response
 
 
 class _Call:
@@ -104,7 +99,7 @@ def _fast_path_request(args: tuple, kwargs: dict, options: dict) -> httpx.Reques
     request = args[0] if args else kwargs.get("request")
     if (
         not isinstance(request, httpx.Request)
-        or options["sem_conv_opt_in_mode"] is not _StabilityMode.HTTP
+        or options["sem_conv_opt_in_mode"] is not _STABLE_HTTP
         or options.get("request_hook")
         or options.get("response_hook")
         or options.get("async_request_hook")

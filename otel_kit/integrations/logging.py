@@ -18,6 +18,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.logging import LoggingInstrumentor
 
+from otel_kit._compat import logging_handler, logging_handler_emitting
 from otel_kit._settings import Settings
 
 
@@ -30,7 +31,7 @@ def instrument(settings: Settings) -> None:
         inject_trace_context=True,
         enable_log_auto_instrumentation=settings.logs_exporter != "none",
     )
-    otlp = LoggingInstrumentor._logging_handler
+    otlp = logging_handler()
     if otlp is None:
         return
     _skip_records_logged_while_exporting(otlp)
@@ -45,7 +46,7 @@ def _skip_records_logged_while_exporting(otlp: logging.Handler) -> None:
     queue) cannot be exported: contrib's handler refuses it and prints "LoggingHandler.emit
     detected recursive logging, skipping to prevent deadlock." instead, each time.
     """
-    emitting = getattr(type(otlp), "_is_emitting", None)  # contrib's own re-entry flag
+    emitting = logging_handler_emitting(otlp)
     if emitting is not None:
         otlp.addFilter(lambda record: not emitting.get())
 
@@ -57,7 +58,7 @@ def detach() -> None:
     ("Shutdown called, ignoring Log.", then "detected recursive logging"), printed at exit.
     """
     root = logging.getLogger()
-    otlp = LoggingInstrumentor._logging_handler
+    otlp = logging_handler()
     if otlp is not None:
         # logging.shutdown() at exit flushes every handler ever made: this one would flush the
         # stopped provider from a new thread, which some Python 3.12 releases refuse at exit

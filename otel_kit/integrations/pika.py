@@ -25,19 +25,20 @@ from typing import Any
 import wrapt
 from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.instrumentation.pika import PikaInstrumentor, pika_instrumentor
-from opentelemetry.instrumentation.pika import utils as pika_utils
 from opentelemetry.instrumentation.pika.version import __version__
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from opentelemetry.semconv.trace import MessagingOperationValues
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection, _QueueConsumerGeneratorInfo
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.spec import BasicProperties
 
+from otel_kit import _compat
 from otel_kit._settings import Settings
 from otel_kit.integrations._recorder import Recorder
 
 _log = logging.getLogger("otel_kit")
 _tracer = trace.get_tracer(__name__, __version__)
+_HEADERS = _compat.pika_header_getter()
 # The tracer contrib's instrument_channel gives its producer spans.
 _publish_tracer = trace.get_tracer(
     pika_instrumentor.__name__, __version__, schema_url="https://opentelemetry.io/schemas/1.11.0"
@@ -62,7 +63,7 @@ _queue_time = metrics.get_meter(__name__, __version__).create_histogram(
 def instrument(settings: Settings) -> None:
     PikaInstrumentor().instrument(publish_hook=_on_publish, consume_hook=_on_consume)
     # Contrib's consume() span ends before the caller sees the message; ours replaces it.
-    unwrap(_QueueConsumerGeneratorInfo, "__init__")
+    unwrap(_compat.pika_consumer_generator_info(), "__init__")
     if not isinstance(BlockingChannel.consume, wrapt.FunctionWrapper):
         wrapt.wrap_function_wrapper(BlockingChannel, "consume", _consume)
         wrapt.wrap_function_wrapper(BlockingChannel, "basic_get", _basic_get)
@@ -74,9 +75,10 @@ def instrument(settings: Settings) -> None:
 def _blocking_channel(wrapped: Any, connection: BlockingConnection, args: tuple, kwargs: dict) -> Any:
     channel = wrapped(*args, **kwargs)
     # The inner channel's publish was instrumented too: drop that instance-level wrapper.
-    if "basic_publish" in vars(channel._impl):
-        del channel._impl.basic_publish
-    original = getattr(vars(channel).get("basic_publish"), "_original_function", None)
+    inner = _compat.pika_blocking_impl(channel)
+    if "basic_publish" in vars(inner):
+        del inner.basic_publish
+    original = getattr(vars(channel).get("basic_publish"), _compat.WRAPPED_ORIGINAL, None)
     if original is not None:
         channel.basic_publish = _publisher(original, channel)
     return channel
@@ -129,7 +131,7 @@ def _publisher(original: Any, channel: BlockingChannel) -> Any:
             context.detach(token)
             span.end()
 
-    basic_publish._original_function = original  # type: ignore[attr-defined]  # contrib's uninstrument
+    setattr(basic_publish, _compat.WRAPPED_ORIGINAL, original)  # for contrib's uninstrument
     return basic_publish
 
 
@@ -137,9 +139,9 @@ def _publish_details(
     channel: BlockingChannel, destination: str, properties: BasicProperties
 ) -> tuple[str, dict[str, Any]]:
     recorder = Recorder()
-    pika_utils._enrich_span(recorder, channel, properties, destination, None)
+    _compat.pika_enrich_span(recorder, channel, properties, destination, None)
     _on_publish(recorder, b"", properties)  # type: ignore[arg-type]
-    return pika_utils._generate_span_name(destination, None), recorder.attributes
+    return _compat.pika_span_name(destination, None), recorder.attributes
 
 
 def _on_publish(span: trace.Span, body: bytes, properties: BasicProperties) -> None:
@@ -230,7 +232,7 @@ def _start_consumer_span(
     """A consumer span whose parent is the producer's span, carried in the message headers."""
     if properties.headers is None:
         properties.headers = {}
-    parent = propagate.extract(properties.headers, getter=pika_utils._pika_getter)
+    parent = propagate.extract(properties.headers, getter=_HEADERS)
     destination = method.exchange or method.routing_key
     span = _tracer.start_span(
         f"{destination} {MessagingOperationValues.RECEIVE.value}",
@@ -239,7 +241,7 @@ def _start_consumer_span(
         start_time=start_time,
     )
     if span.is_recording():
-        pika_utils._enrich_span(span, channel, properties, destination, MessagingOperationValues.RECEIVE)
+        _compat.pika_enrich_span(span, channel, properties, destination, MessagingOperationValues.RECEIVE)
         _on_consume(span, b"", properties)
     return span, parent
 
@@ -291,7 +293,7 @@ def _end(span: trace.Span | None, token: object) -> None:
 def message_context(properties: BasicProperties | None, name: str = "process") -> Iterator[trace.Span]:
     """Process a message fetched by hand (e.g. with `basic_get`) inside its producer's trace and baggage."""
     headers = (properties.headers if properties is not None else None) or {}
-    parent = propagate.extract(headers, getter=pika_utils._pika_getter)
+    parent = propagate.extract(headers, getter=_HEADERS)
     token = context.attach(parent)
     try:
         with _tracer.start_as_current_span(name, kind=SpanKind.CONSUMER) as span:

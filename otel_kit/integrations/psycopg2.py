@@ -24,12 +24,13 @@ import psycopg2
 import psycopg2.extensions
 import wrapt
 from opentelemetry import trace
-from opentelemetry.instrumentation.psycopg2 import CursorTracer, DatabaseApiIntegration, Psycopg2Instrumentor
+from opentelemetry.instrumentation.psycopg2 import DatabaseApiIntegration, Psycopg2Instrumentor
 from opentelemetry.instrumentation.psycopg2.version import __version__
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import SpanKind, StatusCode
 from psycopg2.sql import Composable
 
+from otel_kit._compat import psycopg2_cursor_tracer
 from otel_kit._settings import Settings
 from otel_kit.integrations._recorder import Recorder
 
@@ -125,7 +126,7 @@ def scrub(statement: str) -> str:
     return _TOKENS.sub(lambda token: token["comment"] or token["name"] or "?", statement)
 
 
-class _CursorTracer(CursorTracer):
+class _CursorTracer(psycopg2_cursor_tracer()):  # type: ignore[misc]
     """Contrib's cursor tracer, with each statement's span name and attributes worked out once.
 
     Contrib builds them on every execute (statement text, semconv lookups, a dozen
@@ -154,8 +155,7 @@ class _CursorTracer(CursorTracer):
         if details is None:
             return super().traced_execution(cursor, query_method, *args, **kwargs)
         name, attributes, operation_name = details
-        tracer = self._db_api_integration._tracer
-        with tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes):
+        with self.tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes):
             started, error = time.perf_counter(), None
             try:
                 return query_method(*args, **kwargs)
@@ -163,17 +163,17 @@ class _CursorTracer(CursorTracer):
                 error = exc
                 raise
             finally:
-                self._record_metrics(cursor, operation_name, started, error)
+                self.record_metrics(cursor, operation_name, started, error)
 
     def _remember(self, cursor: Any, args: tuple) -> tuple[str, dict[str, Any], str] | None:
         """Contrib's name and attributes for a str or bytes statement; None past the limit."""
         if len(self._details) >= _MAX_STATEMENTS:
             return None
         operation_name = self.get_operation_name(cursor, args)
-        integration = self._db_api_integration
+        integration = self.integration
         name = operation_name or integration.database or integration.name
         recorder = Recorder()
-        self._populate_span(recorder, cursor, *args)
+        self.populate_span(recorder, cursor, *args)
         details = self._details[args[0]] = (name, recorder.attributes, operation_name)
         return details
 
@@ -196,8 +196,8 @@ class _CursorTracer(CursorTracer):
         statement = self._text(cursor, args)
         return scrub(statement) if statement else statement
 
-    def _populate_span(self, span: Any, cursor: Any, *args: Any) -> None:
-        super()._populate_span(span, cursor, *args)
+    def populate_span(self, span: Any, cursor: Any, *args: Any) -> None:
+        super().populate_span(span, cursor, *args)
         if not span.is_recording():
             return
         statement = self._text(cursor, args)

@@ -146,11 +146,7 @@ def test_kit_httpx_wrapper_matches_contrib(target, asynchronous):
             "connection refused": f"{_closed_port()}/status/200",
         }[target]
         ours = _trace_one(
-            kit_httpx._Instrumentor._handle_async_request_wrapper
-            if asynchronous
-            else kit_httpx._Instrumentor._handle_request_wrapper,
-            url,
-            asynchronous,
+            kit_httpx._handle_async_request if asynchronous else kit_httpx._handle_request, url, asynchronous
         )
         contrib = _trace_one(
             kit_httpx._contrib_async if asynchronous else kit_httpx._contrib_sync, url, asynchronous
