@@ -16,16 +16,17 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from otel_kit._order import current_order_id, order
-from otel_kit._settings import ConfigError, Settings
+from otel_kit._settings import ConfigError, InitSettings, Settings
 
 if TYPE_CHECKING:  # the SDK is imported by init(), not by `import otel_kit` (the CLI needs neither)
     from otel_kit._providers import Providers
 
 __all__ = [
     "ConfigError",
+    "InitSettings",
     "Settings",
     "Telemetry",
     "current_order_id",
@@ -59,13 +60,14 @@ class Telemetry:
         return self.providers.metrics_port if self.providers else None
 
 
-def init(service_name: str | None = None, *, app: Any = None, **settings: Any) -> Telemetry:
+def init(service_name: str | None = None, *, app: Any = None, **settings: Unpack[InitSettings]) -> Telemetry:
     """Set up tracing, metrics and logs for this process and instrument every supported library found.
 
-    Settings are keyword arguments named as in `otel_kit.Settings` (for example
-    `traces_exporter="console"`); each falls back to its OTEL_* variable, then OTEL_KIT_*,
-    then a default. Raises ConfigError naming any invalid one. Safe to call again: later
-    calls return the first handle. Pass `app=` to instrument a FastAPI app created earlier.
+    Settings are keyword arguments named as in `otel_kit.Settings`, typed for editors in
+    `InitSettings` (for example `traces_exporter="console"`); each falls back to its OTEL_*
+    variable, then OTEL_KIT_*, then a default. Raises ConfigError naming any invalid or
+    unknown one. Safe to call again: later calls return the first handle. Pass `app=` to
+    instrument a FastAPI app created earlier.
     """
     global _current
     from otel_kit import _settings

@@ -5,9 +5,9 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal, TypedDict, get_args
 from urllib.parse import unquote, urlsplit
 
 
@@ -15,14 +15,20 @@ class ConfigError(ValueError):
     """A setting has a value the kit cannot use; the message names the setting, the value and the fix."""
 
 
-_SAMPLERS = (
+# The choices, once: for init()'s types (InitSettings) and for the parsers.
+Exporter = Literal["otlp", "console", "none"]
+MetricsExporter = Literal["prometheus", "otlp", "console", "none"]
+ExemplarFilter = Literal["trace_based", "always_on", "always_off"]
+Protocol = Literal["grpc", "http/protobuf"]
+Sampler = Literal[
     "always_on",
     "always_off",
     "traceidratio",
     "parentbased_always_on",
     "parentbased_always_off",
     "parentbased_traceidratio",
-)
+]
+_SAMPLERS = get_args(Sampler)
 _KNOWN_INSTRUMENTATIONS = ("fastapi", "requests", "httpx", "pika", "psycopg2", "logging", "system_metrics")
 
 
@@ -132,9 +138,9 @@ def _spec(*env: str, parse: Callable[[Any], Any] = _text, default: Any = None) -
     return field(default=default, metadata={"spec": _Spec(env, parse, default)})
 
 
-_PROTOCOLS = _choice("grpc", "http/protobuf")
-_EXPORTERS = _choice("otlp", "console", "none")
-_METRICS_EXPORTERS = _choice("prometheus", "otlp", "console", "none")
+_PROTOCOLS = _choice(*get_args(Protocol))
+_EXPORTERS = _choice(*get_args(Exporter))
+_METRICS_EXPORTERS = _choice(*get_args(MetricsExporter))
 _SAMPLER = _choice(*_SAMPLERS)
 
 
@@ -159,7 +165,7 @@ class Settings:
     # None: always_off with the Prometheus reader, whose exposition here carries no exemplars
     # (sampling them would cost ~20% of each measurement for nothing); else trace_based.
     metrics_exemplar_filter: str | None = _spec(
-        "OTEL_METRICS_EXEMPLAR_FILTER", parse=_choice("trace_based", "always_on", "always_off")
+        "OTEL_METRICS_EXEMPLAR_FILTER", parse=_choice(*get_args(ExemplarFilter))
     )
     otlp_protocol: str = _spec("OTEL_EXPORTER_OTLP_PROTOCOL", parse=_PROTOCOLS, default="grpc")
     otlp_endpoint: str | None = _spec("OTEL_EXPORTER_OTLP_ENDPOINT", parse=_endpoint)
@@ -191,6 +197,33 @@ class Settings:
         parse=_seconds("a number of seconds greater than 0, e.g. 5 or 2.5"),
         default=5.0,
     )
+
+
+class InitSettings(TypedDict, total=False):
+    """`otel_kit.init()`'s keyword arguments: each field of Settings but service_name (the
+    positional one), typed as init takes them (strings as the variables hold them, too)."""
+
+    service_version: str
+    service_namespace: str
+    environment: str
+    disabled: bool | str
+    traces_exporter: Exporter
+    logs_exporter: Exporter
+    metrics_exporter: MetricsExporter
+    metrics_exemplar_filter: ExemplarFilter
+    otlp_protocol: Protocol
+    otlp_endpoint: str
+    prometheus_host: str
+    prometheus_port: int | str
+    sampler: Sampler
+    sampler_arg: float | str
+    instrumentations: str | Sequence[str]
+    disabled_instrumentations: str | Sequence[str]
+    excluded_urls: str
+    baggage_span_attributes: str | Sequence[str]
+    trust_incoming_context: bool | str
+    export_process: Literal["auto"] | bool | str
+    shutdown_timeout: float | str
 
 
 def _headers(raw: str) -> str:

@@ -1,12 +1,22 @@
 """Settings: argument > standard OTEL_* > OTEL_KIT_* > default, and errors that say what to do."""
 
+import dataclasses
+import inspect
 import re
+import typing
 from pathlib import Path
 
 import pytest
 
-from otel_kit import ConfigError
-from otel_kit._settings import align_environment, check_sdk_environment, resolve, unknown_kit_variables
+import otel_kit
+from otel_kit import ConfigError, Settings
+from otel_kit._settings import (
+    InitSettings,
+    align_environment,
+    check_sdk_environment,
+    resolve,
+    unknown_kit_variables,
+)
 from tests.helpers import run_python
 
 REPO = Path(__file__).resolve().parents[2]
@@ -279,3 +289,41 @@ def test_every_kit_variable_the_repository_names_is_known():
     named.update(re.findall(r"OTEL_KIT_[A-Z0-9_]*[A-Z0-9]", (REPO / "README.md").read_text()))
     assert len(named) > 10
     assert unknown_kit_variables(dict.fromkeys(named, "x")) == []
+
+
+def test_init_keyword_types_name_every_setting():
+    hints = typing.get_type_hints(InitSettings)
+    assert {"service_name", *hints} == {f.name for f in dataclasses.fields(Settings)}
+    assert list(inspect.signature(otel_kit.init).parameters)[:2] == ["service_name", "app"]
+
+
+@pytest.mark.parametrize(
+    "name", [n for n, hint in typing.get_type_hints(InitSettings).items() if "Literal" in str(hint)]
+)
+def test_each_value_the_types_offer_is_accepted(name):
+    hint = typing.get_type_hints(InitSettings)[name]
+    literals = [
+        value
+        for arg in (typing.get_args(hint) if typing.get_origin(hint) is typing.Union else (hint,))
+        if typing.get_origin(arg) is typing.Literal
+        for value in typing.get_args(arg)
+    ]
+    assert literals
+    for value in literals:
+        assert getattr(resolve({"service_name": "shop", name: value}, environ={}), name) == value
+
+
+def test_the_readme_settings_table_names_every_setting_and_its_variables():
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| argument | variables | default |") :].split("\n\n")[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        arguments, variables = line.split("|")[1:3]
+        for argument in re.findall(r"`(\w+)`", arguments):
+            rows[argument] = set(re.findall(r"OTEL_\w+", variables))
+    assert set(rows) == {f.name for f in dataclasses.fields(Settings)}
+    for f in dataclasses.fields(Settings):
+        variables = {name.split(":")[0] for name in f.metadata["spec"].env}
+        assert variables <= rows[f.name], (
+            f"README.md's settings row for {f.name} lacks {variables - rows[f.name]}"
+        )
