@@ -63,7 +63,20 @@ _START_FAILURES_BEFORE_FALLBACK = 3
 # In-process encoding and sending take ~13 us of the service's GIL a span here: 1.3% of it
 # at 1,000 spans a second; above that, taking it off the GIL is worth a second interpreter.
 AUTO_MIN_RATE = 1000.0
+_CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
 _RATE_WINDOW_S = 2.0
+
+
+def usable_cores(cpu_max: str = _CGROUP_CPU_MAX) -> float:
+    """The CPUs this process may use: its affinity, capped by a cgroup v2 quota (a container's limit)."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; macOS has none
+    cores = float(len(affinity(0)) if affinity else os.cpu_count() or 1)
+    try:
+        with open(cpu_max) as limit:
+            quota, period = limit.read().split()[:2]
+    except (OSError, ValueError):
+        return cores
+    return cores if quota == "max" else min(cores, int(quota) / int(period))
 
 
 # ---- the wire format: plain tuples, cheap to build and to pickle -------------------------

@@ -50,7 +50,12 @@ from otel_kit._compat import (
     set_logger_provider,
 )
 from otel_kit._drops import Drops
-from otel_kit._export_process import AUTO_MIN_RATE, ProcessBatchSpanProcessor, ProcessSpanExporter
+from otel_kit._export_process import (
+    AUTO_MIN_RATE,
+    ProcessBatchSpanProcessor,
+    ProcessSpanExporter,
+    usable_cores,
+)
 from otel_kit._fit import log_exporter
 from otel_kit._incoming import guard_extraction
 from otel_kit._otlp_rows import row_exporter
@@ -294,8 +299,12 @@ def _span_processor(settings: Settings, meters: metrics.MeterProvider) -> Proces
         return row_exporter(settings.otlp_protocol, **endpoint)
 
     # Every mode queues rows and encodes them with the kit's encoder (_otlp_rows); `false`
-    # never reaches the rate that would start the child.
-    min_rate = {"auto": AUTO_MIN_RATE, "true": None, "false": math.inf}[settings.export_process]
+    # never reaches the rate that would start the child, nor does `auto` on one core, where
+    # the child's CPU comes out of the service's own (benchmarks/README.md).
+    mode = settings.export_process
+    if mode == "auto" and usable_cores() < 2:
+        mode = "false"
+    min_rate = {"auto": AUTO_MIN_RATE, "true": None, "false": math.inf}[mode]
     with _counting_drops():
         exporter = ProcessSpanExporter(settings.otlp_protocol, endpoint.get("endpoint"), in_process, min_rate)
         return ProcessBatchSpanProcessor(exporter, **options)

@@ -508,3 +508,36 @@ otel_kit.shutdown()
         env={**_dead_endpoint_env(), "OTEL_KIT_EXPORT_PROCESS": "auto"},
     )
     assert result.stdout.split() == ["True", "True", "True"], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("max 100000\n", "affinity"), ("100000 100000\n", 1.0), ("50000 100000\n", 0.5), (None, "affinity")],
+    ids=["no quota", "one cpu", "half a cpu", "no cgroup v2"],
+)
+def test_usable_cores_reads_affinity_and_the_cgroup_quota(tmp_path, cpu_max, expected):
+    path = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        path.write_text(cpu_max)
+    affinity = len(os.sched_getaffinity(0))
+    want = float(affinity) if expected == "affinity" else min(affinity, expected)
+    assert export_process.usable_cores(str(path)) == want
+
+
+@pytest.mark.parametrize(("cores", "child_rate"), [({0}, "inf"), ({0, 1}, "1000.0")])
+def test_auto_never_starts_the_child_on_one_core(cores, child_rate):
+    if len(os.sched_getaffinity(0)) < len(cores):
+        pytest.fail(f"this test needs {len(cores)} cores; the machine gives {os.sched_getaffinity(0)}")
+    result = run_python(
+        f"""
+import os
+os.sched_setaffinity(0, {cores!r})
+import otel_kit
+kit = otel_kit.init("shop", metrics_exporter="none", logs_exporter="none")
+exporter = kit.providers.tracer_provider._active_span_processor._span_processors[-1]._exporter
+print(exporter._min_rate, flush=True)
+otel_kit.shutdown()
+""",
+        env={**_dead_endpoint_env(), "OTEL_KIT_EXPORT_PROCESS": "auto"},
+    )
+    assert result.stdout.split() == [child_rate], result.stderr
