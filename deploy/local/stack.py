@@ -379,6 +379,8 @@ def servers() -> list[Server]:
                 "query_service.app:app",
                 "--port",
                 str(QUERY_SERVICE_PORT),
+                "--timeout-keep-alive",  # above Grafana's 15 s refresh: uvicorn's 5 s drops the
+                "75",  # dashboards' connections between refreshes, a reconnect on every one
             ],
             ports={"http": QUERY_SERVICE_PORT},
             ready=_http_ok(f"http://127.0.0.1:{QUERY_SERVICE_PORT}/health"),
