@@ -18,11 +18,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Unpack
 
-from otel_kit._order import current_order_id, order
-from otel_kit._settings import ConfigError, InitSettings, Settings
+from otel_kit._config import sdk_environment
+from otel_kit._config.settings import ConfigError, InitSettings, Settings, resolve, unknown_kit_variables
+from otel_kit._context.order import current_order_id, order
 
 if TYPE_CHECKING:  # the SDK is imported by init(), not by `import otel_kit` (the CLI needs neither)
-    from otel_kit._providers import Providers
+    from otel_kit._setup import Providers
 
 __all__ = [
     "ConfigError",
@@ -70,9 +71,7 @@ def init(service_name: str | None = None, *, app: Any = None, **settings: Unpack
     instrument a FastAPI app created earlier.
     """
     global _current
-    from otel_kit import _settings
-
-    resolved = _settings.resolve({"service_name": service_name, **settings})
+    resolved = resolve({"service_name": service_name, **settings})
     with _lock:
         if _current is None:
             _current = _start(resolved)
@@ -89,20 +88,18 @@ def _start(resolved: Settings) -> Telemetry:
     if resolved.disabled:
         _log.info("otel_kit: OTEL_SDK_DISABLED=true, telemetry is off")
         return Telemetry(resolved)
-    from otel_kit import _settings
-
     # Before the SDK is imported: some of its modules read their variables at import time.
-    _settings.check_sdk_environment(os.environ, resolved.otlp_protocol)
-    for message in _settings.unknown_kit_variables(os.environ):
+    sdk_environment.check_sdk_environment(os.environ, resolved.otlp_protocol)
+    for message in unknown_kit_variables(os.environ):
         _log.warning("otel_kit: %s", message)
-    from otel_kit import _providers, integrations
+    from otel_kit import _setup, integrations
 
     chosen = integrations.select(resolved)  # raises before anything global is touched
-    _settings.align_environment(os.environ)  # read by the exporters here and in the export process
+    sdk_environment.align_environment(os.environ)  # read by the exporters here and in the export process
     # Stable HTTP conventions (http.request.method, http.response.status_code, body sizes)
     # are what the collector's span metrics and the dashboards group by.
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
-    providers = _providers.build(resolved)
+    providers = _setup.build(resolved)
     # One flush at exit for every signal, within OTEL_KIT_SHUTDOWN_TIMEOUT (the providers'
     # own exit hooks, off, ran one after another with no overall limit).
     atexit.register(shutdown)

@@ -68,7 +68,7 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-# Loggers the kit rate-limits (otel_kit._quiet): the modules log from their own names.
+# Loggers the kit rate-limits (otel_kit._export.sdk_warnings): the modules log from their own names.
 BATCH_PROCESSOR_LOGGER = "opentelemetry.sdk._shared_internal"  # "Queue full, dropping spans/logs."
 HTTP_LOG_EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http._log_exporter"
 

@@ -1,4 +1,11 @@
-"""Which integrations exist, which to enable, and enabling them without ever breaking the app."""
+"""Which integrations exist, which to enable, and enabling them without ever breaking the app.
+
+An integration is declared here (its name, the library that turns it on, the contrib
+instrumentor it builds on, the pip extra) and lives in the module of its name, which has one
+entry point, `instrument(settings)`. One asked for but not installed is refused with a
+ConfigError naming the pip extra; one whose `instrument` raises is logged and left off. At
+run time each module guards its own hooks: a failure in them costs telemetry, not the call.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from otel_kit._settings import ConfigError, Settings
+from otel_kit._config.settings import ConfigError, Settings
 
 _log = logging.getLogger("otel_kit")
 

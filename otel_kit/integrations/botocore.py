@@ -2,7 +2,7 @@
 
 from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
 
-from otel_kit._settings import Settings
+from otel_kit._config.settings import Settings
 
 
 def instrument(settings: Settings) -> None:

@@ -24,8 +24,8 @@ from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.propagators import TraceResponsePropagator, set_global_response_propagator
 
 from otel_kit._compat import fastapi_telemetry_config
-from otel_kit._edge import link_untrusted_parent, strip_untrusted_context
-from otel_kit._settings import Settings
+from otel_kit._config.settings import Settings
+from otel_kit._context.edge import link_untrusted_parent, strip_untrusted_context
 
 _settings: Settings | None = None
 _instrumented: weakref.WeakSet[fastapi.FastAPI] = weakref.WeakSet()

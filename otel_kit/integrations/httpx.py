@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.http import redact_url, sanitize_method
 
 from otel_kit._compat import httpx_contrib_wrappers, httpx_instrumentor, httpx_stable_http_mode
-from otel_kit._settings import Settings
+from otel_kit._config.settings import Settings
 from otel_kit.integrations._urls import redact_sigv4_parameters
 
 _log = logging.getLogger("otel_kit")

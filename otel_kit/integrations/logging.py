@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry.instrumentation.logging import LoggingInstrumentor
 
 from otel_kit._compat import logging_handler, logging_handler_emitting
-from otel_kit._settings import Settings
+from otel_kit._config.settings import Settings
 
 
 def instrument(settings: Settings) -> None:

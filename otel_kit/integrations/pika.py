@@ -1,7 +1,7 @@
 """RabbitMQ (pika): producer and consumer spans joined into one trace, dead letters included.
 
-Contrib's instrumentor covers `basic_publish` and `basic_consume`. We close its gaps
-(see docs/pitfalls): `basic_get` gets a consumer span, the `consume()` generator gets a
+Contrib's instrumentor covers `basic_publish` and `basic_consume`. We close its gaps:
+`basic_get` gets a consumer span, the `consume()` generator gets a
 span that lasts while the caller processes the message instead of one that ends at once,
 and a BlockingChannel publish makes one producer span, not two nested ones (contrib
 instruments both the blocking channel and the channel inside it). That producer span is
@@ -33,7 +33,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.spec import BasicProperties
 
 from otel_kit import _compat
-from otel_kit._settings import Settings
+from otel_kit._config.settings import Settings
 from otel_kit.integrations._recorder import Recorder
 
 _log = logging.getLogger("otel_kit")

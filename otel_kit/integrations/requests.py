@@ -2,7 +2,7 @@
 
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
-from otel_kit._settings import Settings
+from otel_kit._config.settings import Settings
 from otel_kit.integrations._urls import redact_sigv4_parameters
 
 

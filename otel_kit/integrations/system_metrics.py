@@ -2,7 +2,7 @@
 
 from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
 
-from otel_kit._settings import Settings
+from otel_kit._config.settings import Settings
 
 # Only this process: host-wide metrics belong to a node exporter, not to every service.
 _PROCESS_METRICS: dict[str, list[str] | None] = {

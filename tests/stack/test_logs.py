@@ -17,7 +17,7 @@ import httpx
 import pika
 import pytest
 
-from otel_kit._log_store import LogLine, LogQuery, LogStore
+from otel_kit.cli.log_store import LogLine, LogQuery, LogStore
 from tests.helpers import load_script
 from tests.stack.conftest import Services
 from tests.stack.redacted import SECRET_VALUES

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from otel_kit._quiet import _OncePerInterval
+from otel_kit._export.sdk_warnings import _OncePerInterval
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_kit._export_process import ProcessBatchSpanProcessor, ProcessSpanExporter
-from otel_kit._providers import _LogProcessor
+from otel_kit._export.child import ProcessBatchSpanProcessor, ProcessSpanExporter
+from otel_kit._setup import _LogProcessor
 
 # (processor, emit(name)) for a pipeline whose exporter hands each batch's names to `export`.
 Pipeline = tuple[Any, Callable[[str], None]]

@@ -7,7 +7,7 @@ from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.instrumentation.pika.utils import _pika_getter
 
 import otel_kit
-from otel_kit._quiet import _OncePerInterval
+from otel_kit._export.sdk_warnings import _OncePerInterval
 
 tracer = trace.get_tracer("test")
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"

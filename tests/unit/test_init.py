@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from otel_kit import ConfigError, integrations
-from otel_kit._settings import resolve
+from otel_kit._config.settings import resolve
 from tests.helpers import run_python
 from tests.integration.servers import free_port
 

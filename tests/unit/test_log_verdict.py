@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from otel_kit._forensics import verdict
-from otel_kit._log_store import LogLine, LogQuery
-from tests.unit.test_forensics import DONE, span, trace_of
+from otel_kit.cli.log_store import LogLine, LogQuery
+from otel_kit.cli.verdict import verdict
+from tests.unit.test_verdict import DONE, span, trace_of
 
 PUBLISHED = span("p1", "shop", "orders send", None, span_kind="producer")
 REJECTED = span("c1", "mes", "orders receive", "p1", span_kind="consumer", error=True)

@@ -10,10 +10,9 @@ import pytest
 
 import otel_kit
 from otel_kit import ConfigError, Settings
-from otel_kit._settings import (
+from otel_kit._config.sdk_environment import align_environment, check_sdk_environment
+from otel_kit._config.settings import (
     InitSettings,
-    align_environment,
-    check_sdk_environment,
     resolve,
     unknown_kit_variables,
 )

@@ -2,7 +2,7 @@
 
 import pytest
 
-from otel_kit.integrations.psycopg2 import scrub, summarize
+from otel_kit.integrations._sql import scrub, summarize
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from opentelemetry import propagate, trace
 
-from otel_kit._w3c import Tracestate
+from otel_kit._context.w3c import Tracestate
 
 pytestmark = pytest.mark.usefixtures("kit")  # the kit's guarded global propagator
 

@@ -17,10 +17,10 @@ from opentelemetry import baggage, propagate, trace
 from opentelemetry.context import Context, get_current
 from opentelemetry.propagators import textmap
 
-from otel_kit import _w3c as w3c
-from otel_kit._order import EXPECTED, ORDER_ID_KEY, is_valid
+from otel_kit._context import w3c
+from otel_kit._context.order import EXPECTED, ORDER_ID_KEY, is_valid
 
-# Rate-limited (otel_kit._quiet): one misbehaving peer sends the same bad header every time.
+# Rate-limited (otel_kit._export.sdk_warnings): one misbehaving peer sends the same bad header every time.
 _log = logging.getLogger("otel_kit.incoming")
 _TRACEPARENT, _TRACESTATE = "traceparent", "tracestate"
 
@@ -29,7 +29,7 @@ class _Strings(textmap.Getter):
     """A getter that hands the propagators strings only: bytes decoded from UTF-8, the rest ignored.
 
     With `w3c`, the Trace Context headers as the recommendation reads them: no `traceparent`
-    unless exactly one was sent, and no `tracestate` (the kit parses it, otel_kit._w3c).
+    unless exactly one was sent, and no `tracestate` (the kit parses it, otel_kit._context.w3c).
     """
 
     def __init__(self, inner: textmap.Getter, w3c: bool) -> None:

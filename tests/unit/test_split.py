@@ -8,7 +8,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordDroppedAttributesWarning, LogRecordLimits
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
-from otel_kit import _fit
+from otel_kit._export import split
 
 
 def _records(bodies: list[str], **attributes) -> list:
@@ -34,7 +34,7 @@ def test_a_log_batch_over_the_request_limit_is_sent_in_requests_under_it_with_ev
     records = _records([f"{i} failed: " + "t" * 1000 for i in range(40)])
     limit = 10_000
 
-    requests = _fit._log_requests(records, limit)
+    requests = split._log_requests(records, limit)
 
     assert len(requests) > 1
     assert all(request.ByteSize() <= limit for request, _count in requests)
@@ -47,7 +47,7 @@ def test_a_log_record_too_big_alone_is_sent_with_its_long_strings_cut(export_war
         records = _records(["b" * 9000], **{"n": 1, "x": 2, "exception.stacktrace": "s" * 9000, "y": 3})
     limit = 8_000
 
-    requests = _fit._log_requests(records, limit)
+    requests = split._log_requests(records, limit)
 
     [(request, count)] = requests
     assert (request.ByteSize() <= limit, count) == (True, 1)

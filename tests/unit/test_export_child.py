@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # Before any TracerProvider: its fork hook runs a ThreadPoolExecutor in forked children, and
 # deadlocks there if concurrent.futures.thread (whose hook frees that executor's lock in the
-# child) registered its hook after it. otel_kit._providers imports it first for the same reason.
+# child) registered its hook after it. otel_kit._setup imports it first for the same reason.
 import concurrent.futures.thread  # noqa: F401
 import logging
 import os
@@ -26,8 +26,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-from otel_kit import _export_process as export_process
-from otel_kit._export_process import ProcessSpanExporter, SpanCatalog, from_wire
+from otel_kit._export import child as export_process
+from otel_kit._export.child import ChildState, ProcessSpanExporter
+from otel_kit._export.rows import SpanCatalog, SpanRow, from_wire
 from tests.helpers import run_python
 from tests.integration.servers import free_port
 
@@ -95,7 +96,7 @@ def test_the_catalog_keeps_one_entry_per_resource_and_scope_however_many_tracers
 
     assert len(catalog.resources) == 1
     assert len(catalog.scopes) == 1
-    assert {row[-2:] for row in rows} == {(0, 0)}
+    assert {(SpanRow._make(row).resource, SpanRow._make(row).scope) for row in rows} == {(0, 0)}
 
 
 def _rows(exporter: ProcessSpanExporter) -> list[tuple]:
@@ -173,6 +174,7 @@ def test_a_child_that_cannot_start_leaves_export_in_process(monkeypatch):
 
     # Held while a child might still start, then exported in-process with the third batch.
     assert results == [SpanExportResult.SUCCESS] * 3
+    assert exporter.state is ChildState.GAVE_UP
     exported = encode_spans(in_process.get_finished_spans()).SerializeToString()
     assert exported == encode_spans(spans * 3).SerializeToString()
     exporter.shutdown()
@@ -191,8 +193,8 @@ def _recording_child(
         import os, sys
         gate, received, died, dies_sending = sys.argv[1:5]
         open(gate).read()
-        import otel_kit._otlp_rows as rows
-        from otel_kit._export_process import _child_main
+        import otel_kit._export.encoder as encoder
+        from otel_kit._export.child import _child_main
 
         class Recording:
             def export_rows(self, batch):
@@ -205,7 +207,7 @@ def _recording_child(
             def shutdown(self):
                 pass
 
-        rows.row_exporter = lambda protocol: Recording()
+        encoder.row_exporter = lambda protocol: Recording()
         _child_main(sys.argv[5:])
         """
     )
@@ -437,7 +439,7 @@ def test_auto_exports_in_process_until_the_span_rate_calls_for_the_child(monkeyp
     os.mkfifo(gate)
     child = (
         "import sys; open(sys.argv[1]).read(); "
-        "from otel_kit._export_process import _child_main; _child_main(sys.argv[2:])"
+        "from otel_kit._export.child import _child_main; _child_main(sys.argv[2:])"
     )
     exporter._argv = [exporter._argv[0], "-c", child, str(gate), "grpc"]
     exporter.start()  # auto: start() leaves the child for later
@@ -446,6 +448,7 @@ def test_auto_exports_in_process_until_the_span_rate_calls_for_the_child(monkeyp
         for _ in range(2):
             assert exporter.export(rows) is SpanExportResult.SUCCESS
             assert exporter._proc is None
+            assert exporter.state is ChildState.IN_PROCESS
         assert exporter.force_flush(timeout_millis=5_000) is True
         exported = encode_spans(in_process.get_finished_spans()).SerializeToString()
         assert exported == encode_spans(spans + spans).SerializeToString()
@@ -456,6 +459,7 @@ def test_auto_exports_in_process_until_the_span_rate_calls_for_the_child(monkeyp
             assert exporter.export(rows) is SpanExportResult.SUCCESS
             assert exporter._proc is not None
             assert exporter._proc.poll() is None
+            assert exporter.state is ChildState.STARTING
         assert not in_process._stopped
         exported = encode_spans(in_process.get_finished_spans()).SerializeToString()
         assert exported == encode_spans(spans * 4).SerializeToString()
@@ -465,6 +469,7 @@ def test_auto_exports_in_process_until_the_span_rate_calls_for_the_child(monkeyp
         # Its reply to the flush sent at its start says it has started.
         assert select.select([exporter._proc.stdout], [], [], 20)[0]
         assert exporter.export(rows) is SpanExportResult.SUCCESS
+        assert exporter.state is ChildState.RUNNING
         assert len(in_process.get_finished_spans()) == 4 * len(spans)
         assert exporter.export(rows) is SpanExportResult.SUCCESS  # and the child stays
         assert exporter.force_flush(timeout_millis=20_000) is True
@@ -474,6 +479,7 @@ def test_auto_exports_in_process_until_the_span_rate_calls_for_the_child(monkeyp
         first = exporter._proc
         first.kill()
         first.wait()
+        assert exporter.state is ChildState.STARTING  # to be replaced at the next batch
         assert exporter.export(rows) is SpanExportResult.SUCCESS
         assert exporter._proc.pid != first.pid
         assert len(in_process.get_finished_spans()) == 5 * len(spans)
@@ -485,6 +491,7 @@ def test_auto_exports_in_process_until_the_span_rate_calls_for_the_child(monkeyp
         assert exporter.force_flush(timeout_millis=20_000) is True
     finally:
         exporter.shutdown(timeout_millis=10_000)
+    assert exporter.state is ChildState.SHUT_DOWN
 
 
 def test_init_by_default_exports_in_process_at_first():

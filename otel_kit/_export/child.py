@@ -2,10 +2,10 @@
 
 Measured here (benchmarks/README.md): with the stock encoder, turning a finished span into
 OTLP protobuf and sending it cost ~65 us of Python in the batch processor's thread, which
-holds the GIL the request threads need; the kit's own encoder (_otlp_rows) brought that to
+holds the GIL the request threads need; the kit's own encoder (encoder) brought that to
 ~13 us (batches of 200 spans with seven attributes, gRPC). Handing the span to a child
 process as a plain tuple, pickled in C, costs ~1.3 us; the child
-(`python -m otel_kit._export_process`) encodes the rows and sends them with the stock OTLP
+(`python -m otel_kit._export.child`) encodes the rows and sends them with the stock OTLP
 exporter's transport. No OpenTelemetry package exports from another process, hence this
 module.
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import enum
 import logging
 import os
 import pickle
@@ -46,18 +47,14 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.util import BoundedList
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from otel_kit._compat import BatchQueue, ended_span_storage
-from otel_kit._drops import Drops
-from otel_kit._w3c import Tracestate
+from otel_kit._compat import BatchQueue
+from otel_kit._export.drops import Drops
+from otel_kit._export.rows import SpanCatalog, export_batch
 
+Rows = Sequence[tuple]  # one batch of SpanCatalog rows
 _log = logging.getLogger("otel_kit")
 _START_FAILURES_BEFORE_FALLBACK = 3
 # In-process encoding and sending take ~13 us of the service's GIL a span here: 1.3% of it
@@ -79,174 +76,25 @@ def usable_cores(cpu_max: str = _CGROUP_CPU_MAX) -> float:
     return cores if quota == "max" else min(cores, int(quota) / int(period))
 
 
-# ---- the wire format: plain tuples, cheap to build and to pickle -------------------------
+class ChildState(enum.Enum):
+    """Where a ProcessSpanExporter's batches go.
 
-
-class SpanCatalog:
-    """Turns finished spans into rows: tuples of plain values, resource and scope by index.
-
-    The batch processor queues rows, not spans: a span waiting in the queue holds a dozen
-    objects the garbage collector must trace (12 us a request here, in full collections
-    over the whole heap); a row is one tuple of values the collector soon stops tracking.
+    IN_PROCESS -> STARTING once `min_rate` is reached (auto); STARTING -> RUNNING when the
+    child answers its first flush; RUNNING -> STARTING when it dies (restarted for the next
+    batch, after a back-off if it died starting); STARTING -> GAVE_UP after three failed
+    starts; any -> SHUT_DOWN.
     """
 
-    def __init__(self) -> None:
-        self.resources: list[tuple[dict, str | None]] = []
-        self.scopes: list[tuple | None] = []
-        self._resource_index: dict[int, int] = {}  # by id; _kept holds each one, so no id is reused
-        self._kept: list[Resource] = []
-        # By value (scopes hash by name, version, schema): a tracer made per call adds no entry.
-        self._scope_index: dict[InstrumentationScope | None, int] = {}
-        self._lock = threading.Lock()
-
-    def row(self, span: ReadableSpan) -> tuple:
-        context = span.context
-        parent = span.parent
-        status = span.status
-        attributes, events, links = ended_span_storage(span)
-        return (
-            span.name,
-            context.trace_id,
-            context.span_id,
-            int(context.trace_flags),
-            tuple(context.trace_state.items()) if context.trace_state else None,
-            parent.span_id if parent is not None else None,
-            parent.is_remote if parent is not None else False,
-            _KIND_VALUES[span.kind],
-            span.start_time,
-            span.end_time,
-            dict(attributes or {}),
-            span.dropped_attributes,
-            _STATUS_VALUES[status.status_code],
-            status.description,
-            _events(events) if events else (),
-            span.dropped_events,
-            _links(links) if links else (),
-            span.dropped_links,
-            self._resource(span.resource),
-            self._scope(span.instrumentation_scope),
-        )
-
-    def batch(self, rows: Sequence[tuple]) -> tuple[list, list, list]:
-        """(resources, scopes, rows): what `from_wire` rebuilds the spans from."""
-        return list(self.resources), list(self.scopes), list(rows)
-
-    def _resource(self, resource: Resource) -> int:
-        index = self._resource_index.get(id(resource))
-        if index is None:
-            with self._lock:  # request threads end spans concurrently; indexes must not collide
-                index = self._resource_index.get(id(resource))
-                if index is None:
-                    self.resources.append((dict(resource.attributes), resource.schema_url))
-                    index = self._resource_index[id(resource)] = len(self.resources) - 1
-                    self._kept.append(resource)
-        return index
-
-    def _scope(self, scope: InstrumentationScope | None) -> int:
-        index = self._scope_index.get(scope)
-        if index is None:
-            with self._lock:
-                index = self._scope_index.get(scope)
-                if index is None:
-                    self.scopes.append(
-                        None
-                        if scope is None
-                        else (scope.name, scope.version, scope.schema_url, dict(scope.attributes or {}))
-                    )
-                    index = self._scope_index[scope] = len(self.scopes) - 1
-        return index
+    IN_PROCESS = "in-process"  # auto, below min_rate: the in-process exporter, no child
+    STARTING = "starting"  # a child starting (or due): rows held, or the in-process exporter (auto)
+    RUNNING = "running"  # the child has answered: batches go down its pipe
+    GAVE_UP = "gave up"  # no child could start: the in-process exporter, for good
+    SHUT_DOWN = "shut down"
 
 
-_KIND_VALUES = {kind: kind.value for kind in SpanKind}  # Enum.value is a slow property
-_STATUS_VALUES = {code: code.value for code in StatusCode}
-
-
-def _events(events: Sequence[Event]) -> tuple:
-    return tuple((e.name, e.timestamp, dict(e.attributes or {}), e.dropped_attributes) for e in events)
-
-
-def _links(links: Sequence[Link]) -> tuple:
-    return tuple(
-        (
-            link.context.trace_id,
-            link.context.span_id,
-            int(link.context.trace_flags),
-            link.context.is_remote,
-            dict(link.attributes or {}),
-            link.dropped_attributes,
-        )
-        for link in links
-    )
-
-
-def from_wire(resources: list, scopes: list, rows: list) -> list[ReadableSpan]:
-    """The spans of a `SpanCatalog.batch`, as ReadableSpans the OTLP encoder reads the same way."""
-    sdk_resources = [Resource(attributes, schema_url) for attributes, schema_url in resources]
-    sdk_scopes = [
-        None if scope is None else InstrumentationScope(scope[0], scope[1], scope[2], scope[3] or None)
-        for scope in scopes
-    ]
-    spans = []
-    for row in rows:
-        (name, trace_id, span_id, flags, state, parent_id, parent_remote, kind, start, end, attributes,
-         dropped_attributes, status_code, status_description, events, dropped_events, links,
-         dropped_links, r, s) = row  # fmt: skip
-        spans.append(
-            ReadableSpan(
-                name=name,
-                context=SpanContext(
-                    trace_id, span_id, False, TraceFlags(flags), Tracestate(state) if state else None
-                ),
-                parent=SpanContext(trace_id, parent_id, parent_remote) if parent_id is not None else None,
-                resource=sdk_resources[r],
-                attributes=_attributes(attributes, dropped_attributes),
-                events=_bounded([Event(n, _attributes(a, d), ts) for n, ts, a, d in events], dropped_events),
-                links=_bounded(
-                    [
-                        Link(SpanContext(t, sid, remote, TraceFlags(f)), _attributes(a, d))
-                        for t, sid, f, remote, a, d in links
-                    ],
-                    dropped_links,
-                ),
-                kind=SpanKind(kind),
-                status=Status(StatusCode(status_code), status_description),
-                start_time=start,
-                end_time=end,
-                instrumentation_scope=sdk_scopes[s],
-            )
-        )
-    return spans
-
-
-def export_batch(exporter: SpanExporter, batch: tuple[list, list, list]) -> SpanExportResult:
-    """Export a `SpanCatalog.batch`: as rows if the exporter takes them (_otlp_rows), else as spans."""
-    export_rows = getattr(exporter, "export_rows", None)
-    if export_rows is not None:
-        return export_rows(batch)
-    return exporter.export(from_wire(*batch))
-
-
-def _export_each(
-    exporter: SpanExporter, catalog: SpanCatalog, batches: list[Sequence[tuple]]
-) -> SpanExportResult:
+def _export_each(exporter: SpanExporter, catalog: SpanCatalog, batches: list[Rows]) -> SpanExportResult:
     results = [export_batch(exporter, catalog.batch(rows)) for rows in batches]
     return SpanExportResult.FAILURE if SpanExportResult.FAILURE in results else SpanExportResult.SUCCESS
-
-
-def _attributes(values: dict, dropped: int) -> Any:
-    if not dropped:
-        return values
-    bounded = BoundedAttributes(maxlen=None, attributes=values, immutable=False)
-    bounded.dropped = dropped
-    return bounded
-
-
-def _bounded(items: list, dropped: int) -> Any:
-    if not dropped:
-        return items
-    bounded = BoundedList.from_seq(None, items)
-    bounded.dropped = dropped
-    return bounded
 
 
 # ---- the service's side -----------------------------------------------------------------
@@ -326,11 +174,11 @@ class ProcessSpanExporter:
         self._answered = False  # the running child has answered the flush sent at its start
         # Batches waiting for a child that is starting: sent one by one, never merged, as a
         # message past the collector's limit (4 MiB by default) would be refused whole.
-        self._held: list[Sequence[tuple]] = []
+        self._held: list[Rows] = []
         self.max_held = 2048  # spans; the batch processor sets its queue size
         # Batches written to the child that it has not answered yet, by message number: if it
         # dies they go to its replacement (a batch it was sending may then arrive twice).
-        self._unanswered: collections.deque[tuple[int, Sequence[tuple]]] = collections.deque()
+        self._unanswered: collections.deque[tuple[int, Rows]] = collections.deque()
         self._lost = 0  # spans no child took: logged when the next one starts
         self._start_failures = 0
         # A child that dies before it has started is not restarted more often than this.
@@ -360,35 +208,57 @@ class ProcessSpanExporter:
             elif self._local is None:
                 self._local = self._in_process()
 
-    def export(self, rows: Sequence[tuple]) -> SpanExportResult:
+    @property
+    def state(self) -> ChildState:
+        if self._shutdown:
+            return ChildState.SHUT_DOWN
+        if self._fallback is not None:
+            return ChildState.GAVE_UP
+        if self._min_rate is not None:
+            return ChildState.IN_PROCESS
+        proc = self._proc
+        if proc is not None and proc.poll() is None and self._answered:
+            return ChildState.RUNNING
+        return ChildState.STARTING
+
+    def export(self, rows: Rows) -> SpanExportResult:
         """Send rows made by `catalog.row`."""
         if self._shutdown:
             return SpanExportResult.FAILURE
         batches = [rows]
         with self._lock:
-            if self._min_rate is not None and not self._rate_reached(len(rows)):
-                if self._local is None:
-                    self._local = self._in_process()
+            state = self._advance(len(rows))
+            if state is ChildState.IN_PROCESS:
                 in_process = self._local  # exported outside the lock: it may retry for seconds
-            else:
-                proc = None if self._fallback is not None else self._running_child()
-                if proc is not None and self._started(proc):
-                    unsent = self._send_batches(proc, [*self._take_held(), rows])
-                    if not unsent:
-                        return SpanExportResult.SUCCESS
-                    # It died before reading them; the next batch starts its replacement.
-                    if self._local is None:
-                        return self._hold(None, unsent)
-                    in_process, batches = self._local, unsent
-                elif self._fallback is not None:  # no child can start (set by _running_child)
-                    in_process = self._fallback
-                    batches = [*self._take_held(), rows]  # held for a child that then could not start
-                elif self._local is not None:  # the child is starting (auto: kept since its start)
-                    in_process = self._local
-                    batches = [*self._take_held(), rows]  # those a dead child left unsent first
-                else:
-                    return self._hold(proc, [rows])
-        return _export_each(in_process, self.catalog, batches)
+            elif state is ChildState.RUNNING:
+                unsent = self._send_batches(self._proc, [*self._take_held(), rows])  # type: ignore[arg-type]
+                if not unsent:
+                    return SpanExportResult.SUCCESS
+                # It died before reading them; the next batch starts its replacement.
+                if self._local is None:
+                    return self._hold(None, unsent)
+                in_process, batches = self._local, unsent
+            elif state is ChildState.GAVE_UP:
+                in_process = self._fallback
+                batches = [*self._take_held(), rows]  # held for a child that then could not start
+            elif self._local is not None:  # STARTING, auto: its exporter kept for this
+                in_process = self._local
+                batches = [*self._take_held(), rows]  # those a dead child left unsent first
+            else:  # STARTING, `true`: held for the child
+                return self._hold(self._proc, [rows])
+        return _export_each(in_process, self.catalog, batches)  # type: ignore[arg-type]
+
+    def _advance(self, spans: int) -> ChildState:
+        """Make the transitions a batch of `spans` brings (the rate, a child's start or death)."""
+        if self._min_rate is not None and not self._rate_reached(spans):
+            if self._local is None:
+                self._local = self._in_process()
+            return ChildState.IN_PROCESS
+        if self._fallback is None:
+            proc = self._running_child()  # starts one if none runs; may give up (GAVE_UP)
+            if proc is not None:
+                self._started(proc)  # STARTING -> RUNNING once it has answered
+        return self.state
 
     def _rate_reached(self, spans: int) -> bool:
         """Count spans per window; once a window reaches min_rate, move to the child for good."""
@@ -434,7 +304,7 @@ class ProcessSpanExporter:
                 read = True
         return read
 
-    def _hold(self, proc: subprocess.Popen | None, batches: list[Sequence[tuple]]) -> SpanExportResult:
+    def _hold(self, proc: subprocess.Popen | None, batches: list[Rows]) -> SpanExportResult:
         """Keep batches for a child that is starting (a replacement, or `true` mode's first).
 
         At most `max_held` spans, as many as the batch queue holds; past that they wait on the
@@ -450,7 +320,7 @@ class ProcessSpanExporter:
         self._lost += sum(map(len, batches))
         return SpanExportResult.FAILURE if batches else SpanExportResult.SUCCESS
 
-    def _send_batches(self, proc: subprocess.Popen, batches: list[Sequence[tuple]]) -> list[Sequence[tuple]]:
+    def _send_batches(self, proc: subprocess.Popen, batches: list[Rows]) -> list[Rows]:
         """Write each batch to the child's pipe, waiting for it to read them; those not written."""
         for sent, rows in enumerate(batches):
             number = self._next_number()
@@ -459,7 +329,7 @@ class ProcessSpanExporter:
             self._unanswered.append((number, rows))
         return []
 
-    def _take_held(self) -> list[Sequence[tuple]]:
+    def _take_held(self) -> list[Rows]:
         held, self._held = self._held, []
         return held
 
@@ -658,8 +528,8 @@ def _child_main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(format="otel_kit span export process: %(levelname)s %(name)s: %(message)s")
-    from otel_kit._otlp_rows import row_exporter
-    from otel_kit._quiet import quiet_sdk_warnings
+    from otel_kit._export.encoder import row_exporter
+    from otel_kit._export.sdk_warnings import quiet_sdk_warnings
 
     quiet_sdk_warnings()
     exporter = row_exporter(argv[0])  # endpoint, headers...: OTEL_EXPORTER_OTLP_*

@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from otel_kit import _otlp_rows
-from otel_kit._export_process import SpanCatalog, from_wire
-from otel_kit._otlp_rows import RowEncoder
-from tests.unit.test_export_process import _spans
+from otel_kit._export import encoder as encoder_module
+from otel_kit._export.encoder import RowEncoder
+from otel_kit._export.rows import EventRow, SpanCatalog, SpanRow, from_wire
+from tests.unit.test_export_child import _spans
 
 
 def _stock(batch: tuple[list, list, list]) -> ExportTraceServiceRequest:
@@ -64,7 +64,7 @@ def _rows_with(attributes: dict) -> tuple[list, list, list]:
     provider.get_tracer("b", "2").start_span("two", kind=SpanKind.CONSUMER).end()
     catalog = SpanCatalog()
     rows = [catalog.row(span) for span in memory.get_finished_spans()]
-    rows[0] = (*rows[0][:10], dict(attributes), *rows[0][11:])
+    rows[0] = SpanRow._make(rows[0])._replace(attributes=dict(attributes))
     return catalog.batch(rows)
 
 
@@ -115,7 +115,7 @@ def test_a_value_that_cannot_be_encoded_is_left_out_as_by_the_stock_encoder(capl
 
 
 def test_the_attribute_cache_starts_over_when_full(monkeypatch):
-    monkeypatch.setattr(_otlp_rows, "_MAX_CACHED", 8)
+    monkeypatch.setattr(encoder_module, "_MAX_CACHED", 8)
     encoder = RowEncoder()
     for order in range(20):  # unique values, as order ids are
         batch = _rows_with({"order.id": f"ord-{order}"})
@@ -140,7 +140,7 @@ def _storm(spans: int, size: int) -> tuple[list, list, list]:
     template = rows[0]
     unique = ({"error.message": f"{i}:" + "e" * size} for i in range(spans))
     rows = [
-        (*template[:2], i + 1, *template[3:10], attributes, *template[11:])
+        SpanRow._make(template)._replace(span_id=i + 1, attributes=attributes)
         for i, attributes in enumerate(unique)
     ]
     return _resources, _scopes, rows
@@ -160,7 +160,7 @@ def test_a_batch_over_the_request_limit_is_sent_in_requests_under_it_with_every_
     batch = _storm(40, 1000)
     limit = 10_000
 
-    requests = _otlp_rows.requests_within(RowEncoder(), batch, limit)
+    requests = encoder_module.requests_within(RowEncoder(), batch, limit)
 
     assert len(requests) > 1
     assert all(len(data) <= limit for data, _count in requests)
@@ -171,7 +171,7 @@ def test_a_batch_over_the_request_limit_is_sent_in_requests_under_it_with_every_
 def test_a_batch_under_the_request_limit_is_one_request():
     batch = _storm(40, 10)
 
-    [(data, count)] = _otlp_rows.requests_within(RowEncoder(), batch, 10_000)
+    [(data, count)] = encoder_module.requests_within(RowEncoder(), batch, 10_000)
 
     assert (ExportTraceServiceRequest.FromString(data), count) == (_stock(batch), 40)
 
@@ -179,16 +179,16 @@ def test_a_batch_under_the_request_limit_is_one_request():
 def test_a_span_too_big_alone_is_sent_with_its_long_strings_cut(export_warnings):
     _resources, _scopes, rows = _storm(3, 10)
     big = rows[1]
-    events = (("exception", 5, {"exception.stacktrace": "s" * 9000, "n": 1}, 0),)
-    rows[1] = (*big[:10], {**big[10], "db.statement": "q" * 9000, "tags": ("t" * 9000, "u")}, *big[11:14],
-               events, *big[15:])  # fmt: skip
+    events = (EventRow("exception", 5, {"exception.stacktrace": "s" * 9000, "n": 1}, 0),)
+    attributes = {**SpanRow._make(big).attributes, "db.statement": "q" * 9000, "tags": ("t" * 9000, "u")}
+    rows[1] = SpanRow._make(big)._replace(attributes=attributes, events=events)
     limit = 8_000
 
-    requests = _otlp_rows.requests_within(RowEncoder(), (_resources, _scopes, rows), limit)
+    requests = encoder_module.requests_within(RowEncoder(), (_resources, _scopes, rows), limit)
 
     assert all(len(data) <= limit for data, _count in requests)
     sent = _sent_spans(requests)
-    assert [span.span_id for span in sent] == [row[2].to_bytes(8, "big") for row in rows]
+    assert [span.span_id for span in sent] == [SpanRow._make(row).span_id.to_bytes(8, "big") for row in rows]
     attributes = {kv.key: kv.value for kv in sent[1].attributes}
     cut = len(attributes["db.statement"].string_value)
     assert 0 < cut < 9000
@@ -206,9 +206,9 @@ def test_a_span_too_big_alone_is_sent_with_its_long_strings_cut(export_warnings)
 
 def test_a_span_that_cannot_be_cut_to_fit_is_dropped_with_a_warning(export_warnings):
     _resources, _scopes, rows = _storm(2, 10)
-    rows[0] = (*rows[0][:10], {f"a{i}": i for i in range(2000)}, *rows[0][11:])  # many, all short
+    rows[0] = SpanRow._make(rows[0])._replace(attributes={f"a{i}": i for i in range(2000)})  # many, all short
 
-    requests = _otlp_rows.requests_within(RowEncoder(), (_resources, _scopes, rows), 4_000)
+    requests = encoder_module.requests_within(RowEncoder(), (_resources, _scopes, rows), 4_000)
 
     assert [span.span_id for span in _sent_spans(requests)] == [rows[1][2].to_bytes(8, "big")]
     assert "even with its strings cut: dropped" in export_warnings.text

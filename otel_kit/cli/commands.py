@@ -29,8 +29,9 @@ try:
 except ImportError:  # the CLI is an extra; the kit itself does not need these
     typer = None
 
-from otel_kit._forensics import Jaeger, JaegerUnreachable, Verdict, verdict
-from otel_kit._log_store import SEVERITIES, LogLine, LogQuery, LogStore, LogStoreUnreachable
+from otel_kit.cli.jaeger import Jaeger, JaegerUnreachable
+from otel_kit.cli.log_store import SEVERITIES, LogLine, LogQuery, LogStore, LogStoreUnreachable
+from otel_kit.cli.verdict import Verdict, verdict
 
 EXIT = {"completed": 0, "failed": 1, "stuck": 3, "unknown": 4}
 JAEGER_DOWN = 5

@@ -49,18 +49,18 @@ from otel_kit._compat import (
     ReadWriteLogRecord,
     set_logger_provider,
 )
-from otel_kit._drops import Drops
-from otel_kit._export_process import (
+from otel_kit._config.settings import ConfigError, Settings
+from otel_kit._context.incoming import guard_extraction
+from otel_kit._export.child import (
     AUTO_MIN_RATE,
     ProcessBatchSpanProcessor,
     ProcessSpanExporter,
     usable_cores,
 )
-from otel_kit._fit import log_exporter
-from otel_kit._incoming import guard_extraction
-from otel_kit._otlp_rows import row_exporter
-from otel_kit._quiet import quiet_sdk_warnings
-from otel_kit._settings import ConfigError, Settings
+from otel_kit._export.drops import Drops
+from otel_kit._export.encoder import row_exporter
+from otel_kit._export.sdk_warnings import quiet_sdk_warnings
+from otel_kit._export.split import log_exporter
 
 _log = logging.getLogger("otel_kit")
 
@@ -242,7 +242,7 @@ def _sampler(settings: Settings) -> sampling.Sampler:
 
 def _otlp_metric_exporter(protocol: str, **kwargs: Any) -> Any:
     """The OTLP metric exporter for `grpc` or `http/protobuf`, imported lazily (spans:
-    _otlp_rows.row_exporter, logs: _fit.log_exporter)."""
+    encoder.row_exporter, logs: split.log_exporter)."""
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
     else:
@@ -298,7 +298,7 @@ def _span_processor(settings: Settings, meters: metrics.MeterProvider) -> Proces
     def in_process() -> SpanExporter:
         return row_exporter(settings.otlp_protocol, **endpoint)
 
-    # Every mode queues rows and encodes them with the kit's encoder (_otlp_rows); `false`
+    # Every mode queues rows and encodes them with the kit's encoder (_export.encoder); `false`
     # never reaches the rate that would start the child, nor does `auto` on one core, where
     # the child's CPU comes out of the service's own (benchmarks/README.md).
     mode = settings.export_process

@@ -2,7 +2,7 @@
 
 import logging
 
-from otel_kit._quiet import _OncePerInterval
+from otel_kit._export.sdk_warnings import _OncePerInterval
 
 
 def _record(msg: str) -> logging.LogRecord:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_kit._forensics import verdict
+from otel_kit.cli.verdict import verdict
 
 DONE = ("shop", "orders receive")
 

@@ -5,7 +5,7 @@ collector's OTLP receiver and Jaeger among them), the collector's HTTP receiver 
 stock exporters send a batch as one request, so one span with a 5 MB statement, or an error
 storm of 512 spans or log records with 8 KB stack traces, cost the whole batch, and the gRPC
 exporter retried it until its timeout. No exporter option splits a batch, hence `fit`; the
-span exporters use it in _otlp_rows, the log exporters are here (`log_exporter`).
+span exporters use it in encoder, the log exporters are here (`log_exporter`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ Request = TypeVar("Request")
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 _MIN_CUT = 64  # characters: cut shorter, an item says nothing, so it is dropped instead
 
-_log = logging.getLogger("otel_kit.export")  # rate-limited (_quiet): it may warn per item
+_log = logging.getLogger("otel_kit.export")  # rate-limited (sdk_warnings): it may warn per item
 
 
 def fit(
