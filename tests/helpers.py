@@ -54,11 +54,16 @@ def serve(app: object) -> Iterator[str]:
 
 
 def load_script(path: Path) -> ModuleType:
-    """A repository script (deploy/...) as a module, to test its functions without running it."""
+    """A repository script (deploy/...) as a module, to test its functions without running it.
+
+    Its folder is on sys.path, as when it runs: a script imports its sibling modules.
+    """
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while being made
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
     spec.loader.exec_module(module)
     return module

@@ -26,9 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from string import Template
 from typing import Annotated
 from xmlrpc.client import Fault, ServerProxy
 
+import postgres_cluster  # deploy/local/postgres_cluster.py: a script's folder is on sys.path
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -36,7 +38,8 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("OTEL_KIT_STACK_DIR", REPO / ".stack"))
 LOGS, DATA = STATE / "logs", STATE / "data"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_BIN = postgres_cluster.PG_BIN
+SUPERVISORD_TEMPLATES = Path(__file__).resolve().parent / "supervisord"
 SUPERVISOR_PORT = 9011
 MINIO_USER, MINIO_PASSWORD = "otelkit", "otelkit-local-only"  # a local dev stack on loopback
 # The MES's own S3 user (examples/_shared.py's defaults): an incident can disable it, which
@@ -596,64 +599,35 @@ def _user_exists(name: str) -> bool:
 
 
 def _init_postgres(data: Path) -> None:
-    if (data / "PG_VERSION").exists():
-        return
-    run_as: list[str] = []
-    data.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        user = pwd.getpwnam("postgres")
-        shutil.chown(data, user.pw_uid, user.pw_gid)
-        data.chmod(0o700)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    result = subprocess.run(
-        [*run_as, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise StackError(f"initdb {data} failed:\n{result.stderr}")
+    try:
+        postgres_cluster.init_cluster(data)
+    except postgres_cluster.InitdbError as error:
+        raise StackError(str(error)) from None
 
 
 def _write_supervisor_config(all_servers: list[Server]) -> Path:
-    lines = [
-        "[supervisord]",
-        f"logfile={LOGS / 'supervisord.log'}",
-        f"pidfile={STATE / 'supervisord.pid'}",
-        "childlogdir=" + str(LOGS),
-        "[inet_http_server]",
-        f"port=127.0.0.1:{SUPERVISOR_PORT}",
-        "[rpcinterface:supervisor]",
-        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
-        "[supervisorctl]",
-        f"serverurl=http://127.0.0.1:{SUPERVISOR_PORT}",
-    ]
+    """supervisord.conf from the committed templates (deploy/local/supervisord/), one program per server."""
+    main = Template((SUPERVISORD_TEMPLATES / "supervisord.conf").read_text())
+    program = Template((SUPERVISORD_TEMPLATES / "program.conf").read_text())
+    sections = [main.substitute(logs=LOGS, state=STATE, port=SUPERVISOR_PORT)]
     for priority, server in enumerate(all_servers, start=1):
-        env = ",".join(f'{key}="{value}"' for key, value in server.env.items())
-        lines += [
-            f"[program:{server.name}]",
-            "command=" + " ".join(_quote(part) for part in server.command),
-            "autostart=false",
-            # supervisord's shutdown stops in reverse order: epmd and PostgreSQL, needed by
-            # others, go last (deploy/local/stack stop relies on it).
-            f"priority={priority}",
-            "autorestart=false",
-            "startsecs=0",  # readiness is checked by the server's own endpoint, below
-            f"stopsignal={server.stop_signal}",
-            "stopwaitsecs=30",
-            "stopasgroup=true",
-            "killasgroup=true",
-            "redirect_stderr=true",
-            f"stdout_logfile={LOGS / (server.name + '.log')}",
-            "stdout_logfile_maxbytes=20MB",
-            f"directory={server.directory}",
-        ]
+        section = program.substitute(
+            name=server.name,
+            command=" ".join(_quote(part) for part in server.command),
+            priority=priority,
+            stop_signal=server.stop_signal,
+            logs=LOGS,
+            directory=server.directory,
+        )
         if server.user:
-            lines.append(f"user={server.user}")
-        if env:
-            lines.append(f"environment={env}")
+            section += f"user={server.user}\n"
+        if server.env:
+            section += (
+                "environment=" + ",".join(f'{key}="{value}"' for key, value in server.env.items()) + "\n"
+            )
+        sections.append(section)
     path = STATE / "supervisord.conf"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("".join(sections))
     return path
 
 

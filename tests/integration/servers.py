@@ -7,8 +7,6 @@ Each runs on a free port with its data in a temporary folder, is started with mi
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -17,7 +15,12 @@ from pathlib import Path
 
 from mirakuru import TCPExecutor
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+from tests.helpers import load_script
+
+REPO = Path(__file__).resolve().parents[2]
+
+postgres_cluster = load_script(REPO / "deploy/local/postgres_cluster.py")
+PG_BIN = postgres_cluster.PG_BIN
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 
 
@@ -47,25 +50,15 @@ class Server:
 
 
 def start_postgres(workdir: Path) -> Server:
-    """A PostgreSQL cluster owned by the postgres user (the server refuses to run as root)."""
+    """A PostgreSQL cluster made as the local stack makes its own (deploy/local/postgres_cluster.py)."""
     _require(PG_BIN / "postgres", "postgresql")
-    run_as: list[str] = []
     if os.geteuid() == 0:
         # pytest's temporary folders are private to root: give postgres a folder of its own.
         workdir = Path(tempfile.mkdtemp(prefix="otel-kit-postgres-"))
-        user = pwd.getpwnam("postgres")
-        shutil.chown(workdir, user.pw_uid, user.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    workdir.mkdir(parents=True, exist_ok=True)
+    postgres_cluster.give_to_postgres(workdir)  # its socket (-k) and log are written there
     data, log = workdir / "pgdata", workdir / "postgres.log"
-    initdb = subprocess.run(
-        [*run_as, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if initdb.returncode != 0:
-        raise RuntimeError(f"initdb failed: {initdb.stderr}")
+    postgres_cluster.init_cluster(data)
+    run_as = postgres_cluster.run_as_postgres()
     port = free_port()
     command = [
         *run_as,

@@ -227,7 +227,7 @@ def test_every_form_of_statement_runs_and_is_traced_without_its_values(kit, dsn,
     assert insert.name == "INSERT orders"
     assert insert.attributes["db.collection.name"] == "orders"
     assert "W-" not in insert.attributes["db.statement"]
-    assert all(len(key) <= psycopg2_integration._MAX_CACHED_LENGTH for key in tracer._details)
+    assert all(len(key) <= psycopg2_integration.MAX_CACHED_LENGTH for key in tracer._details)
 
 
 def test_a_statement_the_kit_cannot_describe_runs_untraced(kit, dsn, spans, monkeypatch):
