@@ -1,32 +1,11 @@
 """Export spans from a child process, so OTLP encoding and sending leave the service's GIL.
 
-Measured here (benchmarks/README.md): with the stock encoder, turning a finished span into
-OTLP protobuf and sending it cost ~65 us of Python in the batch processor's thread, which
-holds the GIL the request threads need; the kit's own encoder (encoder) brought that to
-~13 us (batches of 200 spans with seven attributes, gRPC). Handing the span to a child
-process as a plain tuple, pickled in C, costs ~1.3 us; the child
-(`python -m otel_kit._export.child`) encodes the rows and sends them with the stock OTLP
-exporter's transport. No OpenTelemetry package exports from another process, hence this
-module.
-
-The batch processor in the service keeps its bounded queue, drop counting and flushing;
-this exporter only hands its batches over a pipe. A child that is slow (collector down,
-retrying) fills the pipe, then the queue, and spans are dropped and counted there; a child
-that dies is restarted for the next batch, the batches it had not answered for (it answers
-each once sent) go again, and until the new one has started the service exports in-process
-(auto, the default, keeps its in-process exporter for this) or holds up to a queue's worth
-of rows (`true`); one that cannot start at all leaves the service exporting in-process, as
-without this module.
-
-The child pays off only when the service makes many spans. It costs more CPU in total (a
-second interpreter, rows pickled and unpickled), which on a host whose cores are all busy
-is CPU the services lack: in the order-flow benchmark, where three services make a few
-hundred spans a second each, in-process export was ahead in three of four paired runs
-(0.88-0.91x of telemetry off against 0.79-0.84x; once both 0.80x) with the stock encoder,
-and level with the kit's (0.88x and 0.87x over 15 rounds). So by default
-(OTEL_KIT_EXPORT_PROCESS=auto) the service exports in-process until it exports
-`AUTO_MIN_RATE` spans a second, then moves to the child for good (once it has started);
-`true` starts the child at once, `false` never.
+The service's batch processor keeps its bounded queue, drop counting and schedule; this
+exporter hands its batches of rows over a pipe to `python -m otel_kit._export.child`, which
+encodes and sends them with the stock exporter's transport. A child that dies is replaced,
+and the batches it had not answered for go to the replacement; until it has started, the
+in-process exporter (auto) or a bounded hold (`true`) takes them. When the child pays
+(a second core, 1,000 spans a second) and why: docs/design/span-export.md.
 """
 
 from __future__ import annotations
