@@ -97,7 +97,8 @@ class Providers:
         10 s), once for every batch still queued; the SDK's providers, each flushed at exit in
         turn, held a stopping service 16 s with the collector down (35 s with full queues).
         Past the deadline the exporters are stopped, ending their retries, and what they still
-        hold is dropped. The SDK's shutdown takes no overall deadline, hence this.
+        hold is dropped. The SDK's shutdown takes no overall deadline, hence this
+        (upstream: open-telemetry/opentelemetry-python#3309, #4043).
         """
         if self._stopped:
             return []

@@ -9,6 +9,7 @@ Level 2's key grammar, a later duplicate key dropped, the whole header discarded
 malformed member or more than 32 members, and over 512 characters whole entries are cut,
 entries over 128 characters first. The SDK's `TraceState` cannot hold a Level 2 key such as
 `foo@`, so the parsed header travels in `Tracestate`, a `TraceState` with its own members.
+Upstream: open-telemetry/opentelemetry-python#5314 (a key duplicated across headers).
 """
 
 from __future__ import annotations

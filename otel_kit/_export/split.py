@@ -4,8 +4,9 @@ A receiver refuses a request over its limit whole: gRPC servers take 4 MiB by de
 collector's OTLP receiver and Jaeger among them), the collector's HTTP receiver 20 MiB. The
 stock exporters send a batch as one request, so one span with a 5 MB statement, or an error
 storm of 512 spans or log records with 8 KB stack traces, cost the whole batch, and the gRPC
-exporter retried it until its timeout. No exporter option splits a batch, hence `fit`; the
-span exporters use it in encoder, the log exporters are here (`log_exporter`).
+exporter retried it until its timeout. No exporter option splits a batch (upstream:
+open-telemetry/opentelemetry-specification#2772), hence `fit`; the span exporters use it
+in encoder, the log exporters are here (`log_exporter`).
 """
 
 from __future__ import annotations
