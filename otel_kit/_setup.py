@@ -7,7 +7,6 @@ from __future__ import annotations
 # unless this module's own fork hook, registered on import, has already freed its lock.
 import concurrent.futures.thread  # noqa: F401
 import logging
-import math
 import os
 import socket
 import threading
@@ -51,14 +50,10 @@ from otel_kit._compat import (
 )
 from otel_kit._config.settings import ConfigError, Settings
 from otel_kit._context.incoming import guard_extraction
-from otel_kit._export.child import (
-    AUTO_MIN_RATE,
-    ProcessBatchSpanProcessor,
-    ProcessSpanExporter,
-    usable_cores,
-)
+from otel_kit._export.child import AUTO_MIN_RATE, ProcessSpanExporter, usable_cores
 from otel_kit._export.drops import Drops
 from otel_kit._export.encoder import row_exporter
+from otel_kit._export.processor import InProcessRowExporter, RowBatchSpanProcessor, RowExporter
 from otel_kit._export.sdk_warnings import quiet_sdk_warnings
 from otel_kit._export.split import log_exporter
 
@@ -79,7 +74,7 @@ class Providers:
     logger_provider: LoggerProvider | None
     metrics_port: int | None
     # The batch processors the kit made, whose shutdown it bounds.
-    span_processor: ProcessBatchSpanProcessor | None = None
+    span_processor: RowBatchSpanProcessor | None = None
     log_processor: _LogProcessor | None = None
     _stopped: bool = field(default=False, init=False, repr=False)
 
@@ -292,23 +287,28 @@ def _prometheus_reader(settings: Settings) -> tuple[list[MetricReader], int | No
     return [PrometheusMetricReader()], server.server_address[1]
 
 
-def _span_processor(settings: Settings, meters: metrics.MeterProvider) -> ProcessBatchSpanProcessor:
+def _span_processor(settings: Settings, meters: metrics.MeterProvider) -> RowBatchSpanProcessor:
     endpoint = _endpoint_kwargs(settings, "traces")
     options: dict[str, Any] = {"schedule_delay_millis": _schedule_delay_ms(), "meter_provider": meters}
 
     def in_process() -> SpanExporter:
         return row_exporter(settings.otlp_protocol, **endpoint)
 
-    # Every mode queues rows and encodes them with the kit's encoder (_export.encoder); `false`
-    # never reaches the rate that would start the child, nor does `auto` on one core, where
-    # the child's CPU comes out of the service's own (benchmarks/README.md).
+    # Every mode queues rows and encodes them with the kit's encoder (_export.encoder). On one
+    # core `auto` is `false`: the child's CPU would come out of the service's own
+    # (docs/design/span-export.md).
     mode = settings.export_process
     if mode == "auto" and usable_cores() < 2:
         mode = "false"
-    min_rate = {"auto": AUTO_MIN_RATE, "true": None, "false": math.inf}[mode]
     with _counting_drops():
-        exporter = ProcessSpanExporter(settings.otlp_protocol, endpoint.get("endpoint"), in_process, min_rate)
-        return ProcessBatchSpanProcessor(exporter, **options)
+        if mode == "false":
+            exporter: RowExporter = InProcessRowExporter(in_process)
+        else:
+            min_rate = AUTO_MIN_RATE if mode == "auto" else None
+            exporter = ProcessSpanExporter(
+                settings.otlp_protocol, endpoint.get("endpoint"), in_process, min_rate
+            )
+        return RowBatchSpanProcessor(exporter, **options)
 
 
 def build(settings: Settings) -> Providers:

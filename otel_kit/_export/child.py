@@ -26,11 +26,8 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_kit._compat import BatchQueue
-from otel_kit._export.drops import Drops
 from otel_kit._export.rows import SpanCatalog, export_batch
 
 Rows = Sequence[tuple]  # one batch of SpanCatalog rows
@@ -77,50 +74,6 @@ def _export_each(exporter: SpanExporter, catalog: SpanCatalog, batches: list[Row
 
 
 # ---- the service's side -----------------------------------------------------------------
-
-
-class ProcessBatchSpanProcessor(BatchSpanProcessor):
-    """The stock batch processor (bounded queue, drop counting, schedule), queueing rows.
-
-    Its force_flush also waits for the child: the stock one returns once batches are handed
-    to the exporter, which here would not yet mean "sent" to whoever flushes and then looks
-    for the spans (tests, short jobs, the CLI).
-    """
-
-    def __init__(self, exporter: ProcessSpanExporter, **kwargs: Any) -> None:
-        super().__init__(exporter, **kwargs)  # type: ignore[arg-type]  # exports rows, not spans
-        self._exporter = exporter
-        self._export_queue = BatchQueue(self)
-        exporter.max_held = self._export_queue.limit
-        self._row = exporter.catalog.row
-        self._drops = Drops(self._export_queue, "span export queue", "spans", "OTEL_BSP_MAX_QUEUE_SIZE")
-        exporter.start()
-
-    def on_end(self, span: ReadableSpan) -> None:
-        if not span.context.trace_flags.sampled:
-            return
-        queue = self._export_queue
-        if queue.full():
-            # Full: the collector is down or slow. The stock emit logs and counts every drop:
-            # 23 us a span here, more than exporting it; this path takes 3 us.
-            queue.items.appendleft(self._row(span))  # pushes out the oldest, as the stock emit does
-            self._drops.add()
-            return
-        if self._drops.pending:
-            self._drops.report()
-        # The stock on_end queues the span itself; the rest of the path is the SDK's.
-        queue.batch.emit(self._row(span))
-
-    def force_flush(self, timeout_millis: int | None = None) -> bool:
-        self._drops.report()
-        handed_over = super().force_flush(timeout_millis)
-        return self._exporter.force_flush(timeout_millis or 30_000) and handed_over
-
-    def shutdown(self, timeout_millis: float = 30_000) -> None:
-        """Export what is queued within `timeout_millis`, then stop the exporter (ending its
-        retries and the child); the stock shutdown takes no timeout and waits 30 s."""
-        self._drops.report(final=True)  # the drops not yet logged, whenever the last log was
-        self._export_queue.batch.shutdown(timeout_millis)
 
 
 class ProcessSpanExporter:

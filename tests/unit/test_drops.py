@@ -5,7 +5,6 @@ without either)."""
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_kit._export.child import ProcessBatchSpanProcessor, ProcessSpanExporter
+from otel_kit._export.processor import InProcessRowExporter, RowBatchSpanProcessor
 from otel_kit._setup import _LogProcessor
 
 # (processor, emit(name)) for a pipeline whose exporter hands each batch's names to `export`.
@@ -33,8 +32,7 @@ def _spans(export: Callable[[list[str]], None], **options: Any) -> Pipeline:
             export([span.name for span in spans])
             return SpanExportResult.SUCCESS
 
-    exporter = ProcessSpanExporter("grpc", None, Stuck, min_rate=math.inf)  # never a child
-    processor = ProcessBatchSpanProcessor(exporter, **options)
+    processor = RowBatchSpanProcessor(InProcessRowExporter(Stuck), **options)
     provider = TracerProvider(shutdown_on_exit=False)  # shut down here, not again at the suite's exit
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("t")

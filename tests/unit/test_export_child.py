@@ -500,8 +500,14 @@ def test_init_by_default_exports_in_process_at_first():
     The in-process exporter is built by init(): built at the first batch, under load, its
     imports held up the batch worker for seconds while the queue overflowed.
     """
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.fail(
+            f"this test needs 2 cores (auto on one has no child); the machine gives {os.sched_getaffinity(0)}"
+        )
     result = run_python(
         """
+import os
+os.sched_setaffinity(0, {0, 1})
 import otel_kit
 from opentelemetry import trace
 kit = otel_kit.init("shop", metrics_exporter="none", logs_exporter="none")
@@ -531,8 +537,10 @@ def test_usable_cores_reads_affinity_and_the_cgroup_quota(tmp_path, cpu_max, exp
     assert export_process.usable_cores(str(path)) == want
 
 
-@pytest.mark.parametrize(("cores", "child_rate"), [({0}, "inf"), ({0, 1}, "1000.0")])
-def test_auto_never_starts_the_child_on_one_core(cores, child_rate):
+@pytest.mark.parametrize(
+    ("cores", "exporter"), [({0}, "InProcessRowExporter"), ({0, 1}, "ProcessSpanExporter 1000.0")]
+)
+def test_auto_never_starts_the_child_on_one_core(cores, exporter):
     if len(os.sched_getaffinity(0)) < len(cores):
         pytest.fail(f"this test needs {len(cores)} cores; the machine gives {os.sched_getaffinity(0)}")
     result = run_python(
@@ -542,9 +550,23 @@ os.sched_setaffinity(0, {cores!r})
 import otel_kit
 kit = otel_kit.init("shop", metrics_exporter="none", logs_exporter="none")
 exporter = kit.providers.tracer_provider._active_span_processor._span_processors[-1]._exporter
-print(exporter._min_rate, flush=True)
+print(type(exporter).__name__, getattr(exporter, "_min_rate", ""), flush=True)
 otel_kit.shutdown()
 """,
         env={**_dead_endpoint_env(), "OTEL_KIT_EXPORT_PROCESS": "auto"},
     )
-    assert result.stdout.split() == [child_rate], result.stderr
+    assert result.stdout.split() == exporter.split(), result.stderr
+
+
+def test_false_exports_in_process_with_no_child_exporter():
+    result = run_python(
+        """
+import otel_kit
+kit = otel_kit.init("shop", metrics_exporter="none", logs_exporter="none")
+processor = kit.providers.tracer_provider._active_span_processor._span_processors[-1]
+print(type(processor).__name__, type(processor._exporter).__name__, flush=True)
+otel_kit.shutdown()
+""",
+        env={**_dead_endpoint_env(), "OTEL_KIT_EXPORT_PROCESS": "false"},
+    )
+    assert result.stdout.split() == ["RowBatchSpanProcessor", "InProcessRowExporter"], result.stderr
