@@ -21,8 +21,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -112,36 +112,44 @@ def _samples_read(query_log: Path) -> int:
         return sum(json.loads(line)["stats"]["samples"]["totalQueryableSamples"] for line in lines)
 
 
-def _load(url: str, clients: int, seconds: int, data_end: int, record: list) -> list[tuple[float, str]]:
-    """Each client refreshes every panel every 15 s; the window's end moves with the clock."""
-    latencies: list[tuple[float, str]] = []  # seconds, X-Cache
-    lock = threading.Lock()
+def _client(
+    url: str, number: int, clients: int, seconds: int, data_end: int, began: float
+) -> tuple[list, list]:
+    """One dashboard: every panel every 15 s, the window's end moving with the clock.
+
+    Returns its (seconds, X-Cache) per answer and (params, status, sha256) per answer.
+    """
+    latencies, record = [], []
+    with httpx.Client(base_url=url, timeout=60) as http:
+        time.sleep(number * 15 / clients)  # clients spread over the refresh interval
+        while time.monotonic() - began < seconds:  # CLOCK_MONOTONIC: one clock for every process
+            refreshed = time.monotonic()
+            end = data_end - 3 * 3600 + (refreshed - began)
+            start = (int(end) - 6 * 3600) // STEP * STEP  # Grafana aligns start to the step
+            for panel in PANELS:
+                params = {"query": panel, "start": str(start), "end": f"{end:.3f}", "step": str(STEP)}
+                sent = time.perf_counter()
+                answer = http.get("/api/v1/query_range", params=params)
+                took = time.perf_counter() - sent
+                latencies.append((took, answer.headers.get("x-cache", "")))
+                record.append((params, answer.status_code, hashlib.sha256(answer.content).hexdigest()))
+            time.sleep(max(0.0, 15 - (time.monotonic() - refreshed)))
+    return latencies, record
+
+
+def _load(
+    url: str, clients: int, seconds: int, data_end: int, record: list, processes: bool
+) -> list[tuple[float, str]]:
+    """`clients` dashboards at once, each a process (or a thread of this one)."""
     began = time.monotonic()
-
-    def client(number: int) -> None:
-        with httpx.Client(base_url=url, timeout=60) as http:
-            time.sleep(number * 15 / clients)  # clients spread over the refresh interval
-            while time.monotonic() - began < seconds:
-                refreshed = time.monotonic()
-                end = data_end - 3 * 3600 + (refreshed - began)
-                start = (int(end) - 6 * 3600) // STEP * STEP  # Grafana aligns start to the step
-                for panel in PANELS:
-                    params = {"query": panel, "start": str(start), "end": f"{end:.3f}", "step": str(STEP)}
-                    sent = time.perf_counter()
-                    answer = http.get("/api/v1/query_range", params=params)
-                    took = time.perf_counter() - sent
-                    with lock:
-                        latencies.append((took, answer.headers.get("x-cache", "")))
-                        record.append(
-                            (params, answer.status_code, hashlib.sha256(answer.content).hexdigest())
-                        )
-                time.sleep(max(0.0, 15 - (time.monotonic() - refreshed)))
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    pool = ProcessPoolExecutor if processes else ThreadPoolExecutor
+    with pool(max_workers=clients) as workers:
+        futures = [workers.submit(_client, url, n, clients, seconds, data_end, began) for n in range(clients)]
+        latencies: list[tuple[float, str]] = []
+        for future in futures:
+            client_latencies, client_record = future.result()
+            latencies += client_latencies
+            record += client_record
     return latencies
 
 
@@ -151,6 +159,9 @@ def main(
     seconds: int = typer.Option(120, help="load per arm (the issue's figure: 600)"),
     hours: int = typer.Option(24, min=10, help="hours of data (the window is 6 h, 3 h before the end)"),
     uncached: bool = typer.Option(True, help="also the arm through the service with the cache off"),
+    processes: bool = typer.Option(
+        True, help="each client a process (threads share one GIL, and their waits count as the service's)"
+    ),
 ) -> None:
     with tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)
@@ -197,7 +208,7 @@ def main(
                 before = _prometheus_figures(prom, query_log)
                 record: list = []
                 with console.status(f"{arm}: {clients} clients for {seconds} s"):
-                    answered = _load(url, clients, seconds, data_end, record)
+                    answered = _load(url, clients, seconds, data_end, record, processes)
                 latencies = sorted(took for took, _ in answered)
                 hits = sorted(took for took, cache in answered if cache == "hit")
                 after = _prometheus_figures(prom, query_log)
@@ -231,8 +242,13 @@ def main(
     )
     save(
         RESULTS,
-        f"dashboard_refresh_{clients}_clients_{seconds}s",  # runs of other lengths kept beside it
-        {"clients": clients, "seconds_per_arm": seconds, **results},
+        f"dashboard_refresh_{clients}_{'processes' if processes else 'clients'}_{seconds}s",
+        {
+            "clients": clients,
+            "seconds_per_arm": seconds,
+            "clients_as": "processes" if processes else "threads",
+            **results,
+        },
     )
 
 
