@@ -3,6 +3,7 @@
 One helper for the local stack (deploy/local/stack.py) and the integration tests'
 fixtures (tests/integration/servers.py): PostgreSQL refuses to run as root, so as root the
 folder is given to the postgres user and initdb, like the server, runs as that user.
+`give_to` gives the stack's other servers (Elasticsearch) their folders the same way.
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ def run_as_postgres() -> list[str]:
     return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
 
-def give_to_postgres(folder: Path) -> None:
-    """Make `folder` the postgres user's (as root; otherwise it is ours already), private to it."""
+def give_to(folder: Path, user: str) -> None:
+    """Make `folder` the server user's (as root servers run as their own users; otherwise it is ours)."""
     folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        shutil.chown(folder, user.pw_uid, user.pw_gid)
+        account = pwd.getpwnam(user)
+        shutil.chown(folder, account.pw_uid, account.pw_gid)
+
+
+def give_to_postgres(folder: Path) -> None:
+    """Make `folder` the postgres user's, private to it (initdb refuses a folder others can read)."""
+    give_to(folder, "postgres")
     folder.chmod(0o700)
 
 

@@ -505,7 +505,7 @@ def _prepare(all_servers: list[Server]) -> None:
     )
     for name in ("shop", "mes"):
         _init_postgres(DATA / f"postgres-{name}")
-        _owned_folder(LOGS / f"postgres-{name}", "postgres")
+        postgres_cluster.give_to(LOGS / f"postgres-{name}", "postgres")
     if any(server.name == "elasticsearch" for server in all_servers):
         _prepare_elasticsearch()
     render_alertmanager_config(STATE / "alertmanager", f"http://127.0.0.1:{PAGERDUTY_PORT}")
@@ -542,14 +542,6 @@ def render_alertmanager_config(folder: Path, pagerduty: str) -> Path:
     return folder / "alertmanager.yml"
 
 
-def _owned_folder(folder: Path, user: str) -> None:
-    """A folder the server's own user writes (as root, servers run as their users)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        account = pwd.getpwnam(user)
-        shutil.chown(folder, account.pw_uid, account.pw_gid)
-
-
 def _prepare_elasticsearch() -> None:
     """Its config folder (ES_PATH_CONF) in the state folder: single node, loopback, no security."""
     home = Path(_binary("OTEL_KIT_ELASTICSEARCH_HOME"))
@@ -584,7 +576,7 @@ def _prepare_elasticsearch() -> None:
     (config / "jvm.options.d").mkdir(exist_ok=True)
     (config / "jvm.options.d" / "heap.options").write_text(f"-Xms{heap}\n-Xmx{heap}\n")
     for folder in (DATA / "elasticsearch", DATA / "elasticsearch-tmp", LOGS / "elasticsearch"):
-        _owned_folder(folder, ELASTICSEARCH_USER)
+        postgres_cluster.give_to(folder, ELASTICSEARCH_USER)
     if os.geteuid() == 0:  # it writes its keystore into the config folder
         for path in (config, *config.rglob("*")):
             shutil.chown(path, ELASTICSEARCH_USER, ELASTICSEARCH_USER)
